@@ -1,0 +1,50 @@
+# runner: `make run` reproduces the notes' five sweeps, `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXPERIMENTS ?= normalization optimizer learning_rate activation initializer
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-dev run test test-all lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed ## Create .venv and install runner
+
+install-dev: $(VENV)/.installed-dev ## Create .venv and install runner with the test tools
+
+run: install ## Run the notes' sweeps (normalization, optimizer, learning_rate, activation, initializer)
+	@for experiment in $(EXPERIMENTS); do \
+		$(PY) -m runner -m experiment=$$experiment $(ARGS) || exit 1; \
+	done
+	@echo "\nDone: each sweep's summary.csv and comparison plots are in results/<experiment>/<timestamp>/"
+
+test: install-dev ## Run the test suite (slow end-to-end tests excluded)
+	$(PY) -m pytest -q
+
+test-all: install-dev ## Run every test, the slow ones too
+	$(PY) -m pytest -q -m ''
+
+lint: install-dev ## Check formatting and lint with ruff
+	$(PY) -m ruff format --check runner tests
+	$(PY) -m ruff check runner tests
+
+format: install-dev ## Format the code with ruff
+	$(PY) -m ruff format runner tests
+	$(PY) -m ruff check --fix runner tests
+
+clean: ## Remove results and caches (keeps .venv)
+	rm -rf results/*/ .pytest_cache .ruff_cache build *.egg-info

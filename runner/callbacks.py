@@ -1,0 +1,64 @@
+"""Thin Hydra callback: validate every variant before a sweep, summarize it after."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from runner.config import ConfigError
+
+
+class SummarizeSweep(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_sweep(config)
+        except ConfigError as error:
+            # Hydra turns exceptions in callbacks into warnings; a user mistake must stop the sweep.
+            sys.stderr.write(f"{error}\n")
+            sys.exit(2)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        _summarize(Path(config.hydra.sweep.dir))
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        _summarize(Path(config.hydra.runtime.output_dir))
+
+
+def check_sweep(config: DictConfig) -> None:
+    """Compose and validate every job of the sweep, and load each distinct data set once."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from runner.data import load_dataset, stratified_split
+    from runner.train import check_settings
+
+    loader = GlobalHydra.instance().config_loader()
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=loader)
+    try:
+        (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + list(config.hydra.overrides.task)), None)
+    except HydraException:
+        return  # a non-grid sweeper (ranges, intervals): each job validates itself
+    checked_data: set[str] = set()
+    for overrides in jobs:
+        settings = check_settings(loader.load_sweep_config(config, list(overrides)))
+        data_key = repr((settings["data"], settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
+        if data_key not in checked_data:
+            dataset = load_dataset(settings["data"])
+            stratified_split(dataset.features, dataset.labels, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
+            checked_data.add(data_key)
+
+
+def _summarize(folder: Path) -> None:
+    from runner.compare import CompareError, print_summary, summarize_sweep
+
+    try:
+        print_summary(summarize_sweep(folder))
+    except CompareError:
+        pass  # nothing was trained (e.g. the run stopped on a config error)

@@ -1,0 +1,229 @@
+"""The valid choices of every knob, the defaults read from `conf/`, and validation.
+
+Validation runs before any data is loaded or TensorFlow imported, so a typo
+fails in a second with a message that names the key and the valid choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import CompactHydraException
+from omegaconf import OmegaConf
+
+CONFIG_DIR = Path(__file__).parent / "conf"
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu", "gelu", "swish", "linear")
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "linear")
+INITIALIZERS = (
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "zeros",
+    "ones",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+)
+# Initializers whose spread `weights_scale` sets (stddev, limit or gain).
+SCALED_INITIALIZERS = ("random_normal", "random_uniform", "truncated_normal", "orthogonal")
+NORMALIZATIONS = ("none", "batch", "layer")
+REGULARIZERS = ("none", "l1", "l2", "l1l2")
+# Config name -> class in keras.optimizers. "sgd" is SGD and nothing else.
+OPTIMIZERS = {
+    "sgd": "SGD",
+    "rmsprop": "RMSprop",
+    "adam": "Adam",
+    "adagrad": "Adagrad",
+    "adamw": "AdamW",
+    "nadam": "Nadam",
+}
+DATASETS = ("iris", "wine", "breast_cancer", "digits", "synthetic", "csv")
+METRICS = ("accuracy", "val_accuracy", "loss", "val_loss")
+GROUPS = ("data", "model", "optimizer", "trainer")
+
+
+class ConfigError(CompactHydraException):
+    """A user mistake in the config or the data: Hydra prints only this message."""
+
+
+def variant_dir(override_dirname: str) -> str:
+    """Folder name of one variant of a sweep, made from its overrides."""
+    name = (override_dirname or "default").replace("/", "_")
+    if len(name) > 120:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = f"{name[:100]}-{digest}"
+    return name
+
+
+OmegaConf.register_new_resolver("variant_dir", variant_dir, replace=True)
+
+
+def default_settings() -> dict[str, Any]:
+    """The default option of each group, read from conf/config.yaml's defaults list."""
+    primary = OmegaConf.load(CONFIG_DIR / "config.yaml")
+    settings: dict[str, Any] = {}
+    for entry in primary.defaults:
+        if not isinstance(entry, dict) and not OmegaConf.is_dict(entry):
+            continue
+        ((group, option),) = entry.items()
+        if group in GROUPS:
+            settings[group] = group_option(group, option)
+    return settings
+
+
+def group_option(group: str, option: str) -> dict[str, Any]:
+    """One option of a config group as a plain dict, e.g. group_option("optimizer", "sgd")."""
+    path = CONFIG_DIR / group / f"{option}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+        raise ConfigError(
+            f"Unknown {group} {option!r}. Choose one of: {', '.join(available)} "
+            f"(e.g. {group}={available[0]})."
+        )
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
+def hidden_layer_sizes(model: dict[str, Any]) -> list[int]:
+    """Units of each hidden layer: `depth` x `width` when depth is set, else hidden_nodes."""
+    if model.get("depth") is not None:
+        return [model["width"]] * model["depth"]
+    return list(model["hidden_nodes"])
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class _Checker:
+    """Collects the checks of one settings dict; `names` renames keys in messages."""
+
+    def __init__(self, settings: dict[str, Any], names: dict[str, str] | None = None):
+        self.settings = settings
+        self.names = names or {}
+
+    def get(self, key: str) -> Any:
+        group, name = key.split(".", 1)
+        return self.settings[group][name]
+
+    def fail(self, key: str, problem: str, fix: str) -> None:
+        shown = self.names.get(key, key)
+        value = self.get(key)
+        raise ConfigError(f"Invalid {shown}={value!r}: {problem}. {fix}")
+
+    def choice(self, key: str, choices: tuple[str, ...] | list[str]) -> None:
+        if self.get(key) not in choices:
+            self.fail(
+                key,
+                f"not a known {key.rsplit('.', 1)[-1].replace('_', ' ')}",
+                f"Choose one of: {', '.join(choices)}.",
+            )
+
+    def integer(self, key: str, minimum: int) -> None:
+        value = self.get(key)
+        if not _is_int(value) or value < minimum:
+            self.fail(key, f"it must be a whole number >= {minimum}", f"Set e.g. {key}={max(minimum, 1)}.")
+
+    def positive(self, key: str, optional: bool = False) -> None:
+        value = self.get(key)
+        if optional and value is None:
+            return
+        if not _is_number(value) or value <= 0:
+            fix = "Set a positive value, e.g. 0.001." if optional is False else "Set a positive value or null."
+            self.fail(key, "it must be a number > 0", fix)
+
+    def fraction(self, key: str, low_open: bool, example: float) -> None:
+        value = self.get(key)
+        low_ok = _is_number(value) and (value > 0 if low_open else value >= 0)
+        if not low_ok or value >= 1:
+            interval = "(0, 1)" if low_open else "[0, 1)"
+            self.fail(key, f"it must be in {interval}", f"Set e.g. {key}={example}.")
+
+
+def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> None:
+    """Check every knob of a resolved config; raise ConfigError naming the key and the fix."""
+    check = _Checker(settings, names)
+    trainer, model, optimizer, data = (settings[group] for group in ("trainer", "model", "optimizer", "data"))
+
+    check.integer("trainer.epochs", 1)
+    check.integer("trainer.batch_size", 1)
+    check.fraction("trainer.validation_split", low_open=True, example=0.2)
+    check.integer("trainer.seed", 0)
+    if trainer["verbose"] not in (0, 1, 2) or isinstance(trainer["verbose"], bool):
+        check.fail("trainer.verbose", "it must be 0, 1 or 2", "Set e.g. trainer.verbose=0.")
+
+    if model.get("depth") is None:
+        nodes = model["hidden_nodes"]
+        if not isinstance(nodes, list) or not nodes:
+            check.fail(
+                "model.hidden_nodes",
+                "the network needs at least one hidden layer",
+                "Give a list of layer sizes, e.g. model.hidden_nodes=[32,64], or set model.depth.",
+            )
+        if not all(_is_int(n) and n >= 1 for n in nodes):
+            check.fail("model.hidden_nodes", "every layer size must be a whole number >= 1", "E.g. model.hidden_nodes=[32,64].")
+    else:
+        check.integer("model.depth", 1)
+        check.integer("model.width", 1)
+    check.choice("model.hidden_activation", ACTIVATIONS)
+    check.choice("model.output_activation", OUTPUT_ACTIVATIONS)
+    check.choice("model.weights_initializer", INITIALIZERS)
+    check.choice("model.bias_initializer", INITIALIZERS)
+    if model["weights_scale"] is not None:
+        check.positive("model.weights_scale")
+        if model["weights_initializer"] not in SCALED_INITIALIZERS:
+            check.fail(
+                "model.weights_scale",
+                f"{model['weights_initializer']} has no scale to set",
+                f"Use it with one of {', '.join(SCALED_INITIALIZERS)}, or set model.weights_scale=null.",
+            )
+    check.choice("model.normalization", NORMALIZATIONS)
+    check.fraction("model.dropout_rate", low_open=False, example=0.2)
+    if not _is_regularizer_object(model["regularizer"]):
+        check.choice("model.regularizer", REGULARIZERS)
+    for factor in ("model.l1", "model.l2"):
+        value = check.get(factor)
+        if not _is_number(value) or value < 0:
+            check.fail(factor, "a penalty factor must be a number >= 0", f"Set e.g. {factor}=0.01.")
+
+    check.choice("optimizer.name", list(OPTIMIZERS))
+    check.positive("optimizer.learning_rate")
+    for clip in ("clipnorm", "clipvalue", "global_clipnorm"):
+        if clip in optimizer:
+            check.positive(f"optimizer.{clip}", optional=True)
+    if sum(optimizer.get(clip) is not None for clip in ("clipnorm", "clipvalue", "global_clipnorm")) > 1:
+        check.fail(
+            "optimizer.clipnorm",
+            "Keras allows only one of clipnorm, clipvalue and global_clipnorm",
+            "Set the others to null.",
+        )
+
+    check.choice("data.name", DATASETS)
+    if data["name"] == "csv":
+        for key in ("path", "target"):
+            if data.get(key) in (None, "", "???"):
+                raise ConfigError(
+                    f"data=csv needs data.{key}: give your file and its label column, e.g. "
+                    "`python -m runner data=csv data.path=my.csv data.target=label`."
+                )
+
+
+def _is_regularizer_object(value: Any) -> bool:
+    """The course API also accepts a Keras regularizer instance as REGULARIZER."""
+    return value is not None and not isinstance(value, str)
+
+
+def check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ConfigError(f"Invalid metric={metric!r}: not a logged metric. Choose one of: {', '.join(METRICS)}.")
