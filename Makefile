@@ -30,7 +30,7 @@ run: install ## Run the notes' sweeps (normalization, optimizer, learning_rate, 
 	@for experiment in $(EXPERIMENTS); do \
 		$(PY) -m runner -m experiment=$$experiment $(ARGS) || exit 1; \
 	done
-	@echo "\nDone: each sweep's summary.csv and comparison plots are in results/<experiment>/<timestamp>/"
+	@printf "\nDone: each sweep's summary.csv and comparison plots are in results/<experiment>/<timestamp>/\n"
 
 test: install-dev ## Run the test suite (slow end-to-end tests excluded)
 	$(PY) -m pytest -q

@@ -51,7 +51,9 @@ def check_sweep(config: DictConfig) -> None:
         data_key = repr((settings["data"], settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
         if data_key not in checked_data:
             dataset = load_dataset(settings["data"])
-            stratified_split(dataset.features, dataset.labels, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
+            stratified_split(
+                dataset.features, dataset.labels, settings["trainer"]["validation_split"], settings["trainer"]["seed"]
+            )
             checked_data.add(data_key)
 
 
@@ -59,6 +61,7 @@ def _summarize(folder: Path) -> None:
     from runner.compare import CompareError, print_summary, summarize_sweep
 
     try:
-        print_summary(summarize_sweep(folder))
+        result = summarize_sweep(folder)
     except CompareError:
-        pass  # nothing was trained (e.g. the run stopped on a config error)
+        return  # nothing was trained (e.g. the run stopped on a config error)
+    print_summary(result)

@@ -1,6 +1,6 @@
 """Sweep folder -> tables and comparison plots. Never imports Keras or TensorFlow.
 
-    python -m runner.compare results/optimizer/2026-11-23_10-00-00
+python -m runner.compare results/optimizer/2026-11-23_10-00-00
 """
 
 from __future__ import annotations
@@ -149,7 +149,9 @@ def plot_metric(histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title:
     failed = []
     for index, variant in enumerate(variants):
         statuses = set(runs.loc[runs["variant"] == variant, "status"])
-        curves = data[data["variant"] == variant].pivot_table(index="epoch", columns="run", values="value", dropna=False)
+        curves = data[data["variant"] == variant].pivot_table(
+            index="epoch", columns="run", values="value", dropna=False
+        )
         if curves.empty or curves.isna().all().all():
             failed.append(variant)
             continue
@@ -172,7 +174,7 @@ def plot_metric(histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title:
     axes.set_ylabel(PLOTTED_METRICS.get(metric, metric))
     seeds = runs.groupby("variant").size().max()
     note = f"\n(mean of {seeds} seeds, band: min to max)" if seeds > 1 else ""
-    axes.set_title(f"{title}: {PLOTTED_METRICS.get(metric, metric)}{note}")
+    axes.set_title(f"{title}{note}")
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.grid(alpha=0.3)
     if axes.lines:
@@ -205,7 +207,8 @@ def summarize_sweep(folder: Path) -> SweepSummary:
         result.files.append(folder / name)
     for plotted in PLOTTED_METRICS:
         if (histories["metric"] == plotted).any():
-            result.files.append(plot_metric(histories, runs, plotted, title, folder / f"{plotted}.png"))
+            name = f"{title}: {PLOTTED_METRICS[plotted]}"
+            result.files.append(plot_metric(histories, runs, plotted, name, folder / f"{plotted}.png"))
     return result
 
 
@@ -230,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="a sweep folder, e.g. results/optimizer/<timestamp>")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
-        print(f"No such folder: {args.folder}. Give a sweep folder such as results/optimizer/<timestamp>.", file=sys.stderr)
+        print(
+            f"No such folder: {args.folder}. Give a sweep folder such as results/optimizer/<timestamp>.",
+            file=sys.stderr,
+        )
         return 2
     try:
         print_summary(summarize_sweep(args.folder))

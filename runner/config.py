@@ -85,8 +85,7 @@ def group_option(group: str, option: str) -> dict[str, Any]:
     if not path.is_file():
         available = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
         raise ConfigError(
-            f"Unknown {group} {option!r}. Choose one of: {', '.join(available)} "
-            f"(e.g. {group}={available[0]})."
+            f"Unknown {group} {option!r}. Choose one of: {', '.join(available)} (e.g. {group}={available[0]})."
         )
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
@@ -172,7 +171,9 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> N
                 "Give a list of layer sizes, e.g. model.hidden_nodes=[32,64], or set model.depth.",
             )
         if not all(_is_int(n) and n >= 1 for n in nodes):
-            check.fail("model.hidden_nodes", "every layer size must be a whole number >= 1", "E.g. model.hidden_nodes=[32,64].")
+            check.fail(
+                "model.hidden_nodes", "every layer size must be a whole number >= 1", "E.g. model.hidden_nodes=[32,64]."
+            )
     else:
         check.integer("model.depth", 1)
         check.integer("model.width", 1)
@@ -227,3 +228,24 @@ def _is_regularizer_object(value: Any) -> bool:
 def check_metric(metric: str) -> None:
     if metric not in METRICS:
         raise ConfigError(f"Invalid metric={metric!r}: not a logged metric. Choose one of: {', '.join(METRICS)}.")
+
+
+def check_override_keys(arguments: list[str]) -> None:
+    """Catch a mistyped key such as `model.hiden_nodes=...` before Hydra, with the valid keys."""
+    import difflib
+
+    for argument in arguments:
+        if argument.startswith(("-", "+", "~")) or "=" not in argument:
+            continue
+        key = argument.split("=", 1)[0]
+        group, _, name = key.partition(".")
+        if group not in GROUPS or not name:
+            continue
+        name = name.split(".", 1)[0]
+        valid = sorted({k for path in (CONFIG_DIR / group).glob("*.yaml") for k in OmegaConf.load(path)})
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f"Did you mean {group}.{close[0]}? " if close else ""
+            raise ConfigError(
+                f"Unknown config key {key!r} in {argument!r}. {hint}Valid keys under {group}: {', '.join(valid)}."
+            )

@@ -85,7 +85,10 @@ def _make_synthetic(data: dict[str, Any]) -> Dataset:
             random_state=data["seed"],
         )
     except ValueError as error:
-        raise DataError(f"data=synthetic can't be generated with these settings: {error}. Adjust data.n_features, data.n_informative or data.n_classes.") from None
+        raise DataError(
+            f"data=synthetic can't be generated with these settings: {error}. "
+            "Adjust data.n_features, data.n_informative or data.n_classes."
+        ) from None
     return Dataset(
         name="synthetic",
         features=features.astype("float32"),
@@ -108,7 +111,10 @@ def _read_csv(data: dict[str, Any]) -> Dataset:
         # utf-8-sig drops a byte-order mark; pandas reads CRLF line endings as they are.
         frame = pd.read_csv(path, sep=data.get("delimiter", ","), encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(f"data.path={str(path)!r} can't be read as CSV: {error}. Check that it is a UTF-8 text file with a header row.") from None
+        raise DataError(
+            f"data.path={str(path)!r} can't be read as CSV: {error}. "
+            "Check that it is a UTF-8 text file with a header row."
+        ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
 
     target = str(data["target"])
@@ -129,7 +135,9 @@ def _read_csv(data: dict[str, Any]) -> Dataset:
 
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
-        raise DataError(f"{path.name} has no feature columns besides the target {target!r}. Add at least one numeric column.")
+        raise DataError(
+            f"{path.name} has no feature columns besides the target {target!r}. Add at least one numeric column."
+        )
     non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
         examples = ", ".join(f"{c} (e.g. {features[c].iloc[0]!r})" for c in non_numeric[:5])

@@ -59,7 +59,9 @@ def run(cfg: DictConfig) -> float | None:
     split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     write_atomic(output_dir / CONFIG_FILE, OmegaConf.to_yaml(settings))
-    record = train_variant(settings, dataset, split, output_dir, swept=swept_values(cfg), job=HydraConfig.get().job.get("num"))
+    record = train_variant(
+        settings, dataset, split, output_dir, swept=swept_values(cfg), job=HydraConfig.get().job.get("num")
+    )
     return record["final_val_accuracy"]
 
 

@@ -1,0 +1,150 @@
+"""CLI tests: the real `python -m runner` in a subprocess, with tiny overrides into tmp_path."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+
+def no_training_happened(tmp_path) -> bool:
+    return not list(tmp_path.rglob("history.csv"))
+
+
+def test_a_sweep_writes_histories_summary_and_plots(cli, tmp_path):
+    done = cli("-m", "experiment=optimizer", "trainer.epochs=2", "hydra.sweep.dir=sweep")
+    assert done.returncode == 0, done.stderr
+    sweep = tmp_path / "sweep"
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert sorted(summary["variant"]) == ["Optimizer-adagrad", "Optimizer-adam", "Optimizer-rmsprop", "Optimizer-sgd"]
+    assert set(summary["status"]) == {"completed"}
+    assert summary["final_accuracy_mean"].between(0, 1).all()
+    for plot in ("accuracy.png", "val_accuracy.png", "loss.png"):
+        assert (sweep / plot).read_bytes().startswith(b"\x89PNG")
+
+    variant = sweep / "optimizer=adam,trainer.epochs=2"
+    history = pd.read_csv(variant / "history.csv")
+    assert list(history.columns) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert list(history["epoch"]) == [1, 2]
+    metrics = json.loads((variant / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["swept"] == {"optimizer": "adam"}
+    assert metrics["final_val_accuracy"] == pytest.approx(history["val_accuracy"].iloc[-1])
+    assert metrics["seed"] == 42 and metrics["best_epoch"] in (1, 2) and metrics["seconds"] > 0
+    assert "learning_rate: 0.001" in (variant / "config.yaml").read_text()
+    assert "Optimizer-adam" in done.stdout and "Tables and plots:" in done.stdout
+
+
+def test_default_sweep_folder_is_results_experiment_timestamp(cli, tmp_path):
+    done = cli("-m", "experiment=normalization", "trainer.epochs=1", "trainer.seed=0,1")
+    assert done.returncode == 0, done.stderr
+    (sweep,) = (tmp_path / "results" / "normalization").iterdir()
+    assert len(sweep.name) == len("2026-01-01_00-00-00")
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary["runs"]) == [2, 2]
+    assert summary["final_accuracy_std"].notna().all()
+
+
+def test_same_config_and_seed_give_identical_history(cli, tmp_path):
+    for folder in ("first", "second"):
+        done = cli("trainer.epochs=3", "model.normalization=batch", f"hydra.run.dir={folder}")
+        assert done.returncode == 0, done.stderr
+    first = (tmp_path / "first" / "history.csv").read_text()
+    assert first == (tmp_path / "second" / "history.csv").read_text()
+    assert len(first.splitlines()) == 4
+
+
+def test_diverged_and_failed_variants_do_not_stop_the_sweep(cli, tmp_path):
+    done = cli(
+        "-m",
+        "optimizer=sgd",
+        "optimizer.learning_rate=0.01,1e12",
+        "trainer.loss=categorical_crossentropy,no_such_loss",
+        "trainer.epochs=3",
+        "hydra.sweep.dir=sweep",
+    )
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(tmp_path / "sweep" / "runs.csv")
+    statuses = runs.set_index(["optimizer.learning_rate", "trainer.loss"])["status"]
+    assert statuses[0.01, "categorical_crossentropy"] == "completed"
+    assert statuses[1e12, "categorical_crossentropy"] == "diverged"
+    assert statuses[0.01, "no_such_loss"] == "failed"
+    assert statuses[1e12, "no_such_loss"] == "failed"
+    diverged = runs[runs["status"] == "diverged"].iloc[0]
+    assert diverged["diverged_epoch"] == 1 and diverged["epochs_run"] == 1
+    failed = runs[runs["status"] == "failed"].iloc[0]
+    assert "no_such_loss" in failed["error"]
+    assert len(pd.read_csv(tmp_path / "sweep" / "summary.csv")) == 4
+
+
+BAD_INPUTS = [
+    (["model.hiden_nodes=[8]"], "Did you mean model.hidden_nodes?"),
+    (["model.hidden_activation=reluu"], "Choose one of: relu, sigmoid, tanh, leaky_relu"),
+    (["model.weights_initializer=xavier"], "Invalid model.weights_initializer='xavier'"),
+    (["optimizer=adamm"], "Available options in 'optimizer'"),
+    (["experiment=optimiser"], "Available options in 'experiment'"),
+    (["optimizer.learning_rate=0"], "Invalid optimizer.learning_rate=0: it must be a number > 0"),
+    (["optimizer.learning_rate=-0.1"], "it must be a number > 0"),
+    (["model.dropout_rate=1.5"], "Invalid model.dropout_rate=1.5: it must be in [0, 1)"),
+    (["trainer.validation_split=1.0"], "it must be in (0, 1)"),
+    (["trainer.epochs=0"], "Invalid trainer.epochs=0"),
+    (["trainer.batch_size=0"], "Invalid trainer.batch_size=0"),
+    (["model.hidden_nodes=[]"], "at least one hidden layer"),
+    (["data=csv"], "data=csv needs data.path"),
+    (["data=csv", "data.path=nowhere.csv", "data.target=label"], "no such file"),
+    (["-m", "optimizer.learning_rate=0.01,-1"], "Invalid optimizer.learning_rate=-1"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_fails_clearly_before_training(cli, tmp_path, args, message):
+    flags = [arg for arg in args if arg.startswith("-")]
+    overrides = [arg for arg in args if not arg.startswith("-")]
+    done = cli(*flags, "trainer.epochs=1", *overrides)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert no_training_happened(tmp_path)
+
+
+CSV_CASES = {
+    "no_column": ("a,b,label\n1,2,x\n", "target=klass", "no such column in table.csv. Its columns are: a, b, label"),
+    "text_feature": ("a,b,label\n1,hi,x\n2,3,y\n", "target=label", "non-numeric feature columns: b"),
+    "missing": ("a,b,label\n1,,x\n2,3,y\n", "target=label", "missing values in columns: b (1)"),
+    "one_class": ("a,b,label\n1,2,x\n2,3,x\n", "target=label", "has only one class"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CSV_CASES))
+def test_bad_csv_fails_clearly(cli, tmp_path, case):
+    content, target, message = CSV_CASES[case]
+    (tmp_path / "table.csv").write_text(content)
+    done = cli("data=csv", "data.path=table.csv", f"data.{target}")
+    assert done.returncode != 0
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert no_training_happened(tmp_path)
+
+
+def test_own_csv_with_bom_crlf_and_string_labels_trains(cli, tmp_path):
+    rows = "".join(f"{i % 7},{(i * 3) % 5},{['setosa', 'virginica'][i % 2]}\r\n" for i in range(40))
+    (tmp_path / "mine.csv").write_bytes(("\ufefflength,width,species\r\n" + rows).encode())
+    done = cli("data=csv", "data.path=mine.csv", "data.target=species", "trainer.epochs=1", "hydra.run.dir=out")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["data"] == "mine"
+
+
+def test_the_readme_experiment_example_runs_from_a_users_folder(cli, tmp_path):
+    readme = (REPO / "README.md").read_text()
+    example = readme.split("Ten lines of YAML in `conf/experiment/<name>.yaml`:\n\n```yaml\n")[1].split("```")[0]
+    assert len(example.strip().splitlines()) <= 12
+    (tmp_path / "my_conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "my_conf" / "experiment" / "momentum.yaml").write_text(example)
+    done = cli("-m", "--config-dir", "my_conf", "experiment=momentum", "trainer.epochs=1", "hydra.sweep.dir=sweep")
+    assert done.returncode == 0, done.stderr
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert sorted(summary["variant"]) == ["Momentum-0.0", "Momentum-0.5", "Momentum-0.9"]
+    metrics = json.loads((tmp_path / "sweep" / "optimizer.momentum=0.9,trainer.epochs=1" / "metrics.json").read_text())
+    assert metrics["title"] == "Compare SGD Momentum" and "optimizer.momentum" in metrics["swept"]

@@ -1,0 +1,84 @@
+"""The course notes' API: their loops run unchanged and give real Keras histories."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner import base_model_config, create_and_run_model, get_data, plot_accuracy, plot_graph
+from runner.config import ConfigError
+
+
+def test_base_model_config_has_the_notes_keys_and_defaults():
+    assert base_model_config() == {
+        "HIDDEN_NODES": [32, 64],
+        "HIDDEN_ACTIVATION": "relu",
+        "OUTPUT_NODES": 3,
+        "OUTPUT_ACTIVATION": "softmax",
+        "WEIGHTS_INITIALIZER": "random_normal",
+        "BIAS_INITIALIZER": "zeros",
+        "NORMALIZATION": "none",
+        "OPTIMIZER": "rmsprop",
+        "LEARNING_RATE": 0.001,
+        "REGULARIZER": None,
+        "DROPOUT_RATE": 0.0,
+        "EPOCHS": 10,
+        "BATCH_SIZE": 16,
+        "VALIDATION_SPLIT": 0.2,
+        "VERBOSE": 0,
+        "LOSS_FUNCTION": "categorical_crossentropy",
+        "METRICS": ["accuracy"],
+    }
+    first = base_model_config()
+    first["HIDDEN_NODES"].append(8)
+    assert base_model_config()["HIDDEN_NODES"] == [32, 64]  # a fresh dict every time
+
+
+def test_the_notes_optimizer_loop_runs_unchanged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    accuracy_measures = {}
+    optimizers = {}
+    for optimizer in ["sgd", "rmsprop", "adam", "adagrad"]:
+        model_config = base_model_config()
+        X, Y = get_data()
+        model_config["OPTIMIZER"] = optimizer
+        history = create_and_run_model(model_config, X, Y, "Optimizer-" + optimizer)
+        accuracy_measures["Optimizer-" + optimizer] = history.history["accuracy"]
+        optimizers[optimizer] = type(history.model.optimizer).__name__
+        assert {"accuracy", "loss", "val_accuracy", "val_loss"} <= set(history.history)
+        assert len(history.history["val_accuracy"]) == 10
+    path = plot_graph(accuracy_measures, "Compare Optimizers")
+    assert optimizers == {"sgd": "SGD", "rmsprop": "RMSprop", "adam": "Adam", "adagrad": "Adagrad"}
+    assert path.resolve() == tmp_path / "results" / "compare-optimizers.png"
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert max(accuracy_measures["Optimizer-adam"]) > 0.6  # it really learned
+    assert plot_accuracy(accuracy_measures).name == "accuracy.png"
+
+
+def test_notes_knobs_reach_the_model():
+    model_config = base_model_config()
+    X, Y = get_data()
+    model_config.update(NORMALIZATION="batch", DROPOUT_RATE=0.1, REGULARIZER="l2", EPOCHS=1, HIDDEN_NODES=[8, 8])
+    history = create_and_run_model(model_config, X, Y, "Knobs")
+    kinds = [type(layer).__name__ for layer in history.model.layers]
+    assert kinds == ["Dense", "BatchNormalization", "Dropout", "Dense", "Dense"]
+    assert float(history.model.layers[0].kernel_regularizer.l2) == pytest.approx(0.01)
+    assert len(history.history["accuracy"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"OPTIMIZER": "adamax2"}, "Invalid OPTIMIZER='adamax2': not a known optimizer. Choose one of: sgd, rmsprop"),
+        ({"HIDDEN_ACTIVATOIN": "relu"}, "Unknown key(s) in model_config: 'HIDDEN_ACTIVATOIN'"),
+        ({"DROPOUT_RATE": 1.0}, "Invalid DROPOUT_RATE=1.0: it must be in [0, 1)"),
+        ({"LEARNING_RATE": 0}, "Invalid LEARNING_RATE=0"),
+        ({"OUTPUT_NODES": 4}, "Y has 3 classes"),
+    ],
+)
+def test_course_mistakes_name_the_notes_key(change, message):
+    model_config = base_model_config()
+    model_config.update(change)
+    X, Y = get_data()
+    with pytest.raises(ConfigError) as error:
+        create_and_run_model(model_config, X, Y, "bad")
+    assert message in str(error.value)
