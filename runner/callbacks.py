@@ -32,6 +32,7 @@ def check_sweep(config: DictConfig) -> None:
     """Compose and validate every job of the sweep, and load each distinct data set once."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -47,7 +48,9 @@ def check_sweep(config: DictConfig) -> None:
         return  # a non-grid sweeper (ranges, intervals): each job validates itself
     checked_data: set[str] = set()
     for overrides in jobs:
-        settings = check_settings(loader.load_sweep_config(config, list(overrides)))
+        job_config = loader.load_sweep_config(config, list(overrides))
+        HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
+        settings = check_settings(job_config)
         data_key = repr((settings["data"], settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
         if data_key not in checked_data:
             dataset = load_dataset(settings["data"])
@@ -55,6 +58,7 @@ def check_sweep(config: DictConfig) -> None:
                 dataset.features, dataset.labels, settings["trainer"]["validation_split"], settings["trainer"]["seed"]
             )
             checked_data.add(data_key)
+    HydraConfig.instance().set_config(config)
 
 
 def _summarize(folder: Path) -> None:

@@ -13,13 +13,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.train import HISTORY_FILE, METRICS_FILE, write_atomic
+from runner.train import DIAGNOSTICS_FILE, HISTORY_FILE, METRICS_FILE, write_atomic
 
 PLOTTED_METRICS = {
     "accuracy": "training accuracy",
     "val_accuracy": "validation accuracy",
     "loss": "training loss",
     "val_loss": "validation loss",
+}
+# Telemetry plots over epochs: file name -> (diagnostics metric, axis label).
+DIAGNOSTIC_PLOTS = {
+    "grad_norm_history.png": ("gradient_norm", "global gradient norm (mean over steps)"),
+    "dead_units.png": ("dead_fraction", "dead units (fraction of hidden units)"),
+    "saturation.png": ("saturated_fraction", "saturated activations (fraction)"),
 }
 NUMERIC_COLUMNS = (
     "final_accuracy",
@@ -30,6 +36,11 @@ NUMERIC_COLUMNS = (
     "final_val_loss",
     "best_epoch",
     "seconds",
+    "gradient_ratio_first_epoch",
+    "gradient_ratio_last_epoch",
+    "gradient_norm_max",
+    "dead_fraction_final",
+    "saturated_fraction_final",
 )
 
 
@@ -83,31 +94,43 @@ def _cell(value):
 def _variant_names(runs: pd.DataFrame) -> pd.Series:
     """The run's label; where one label covers several settings, the settings are appended."""
     swept = sorted({key for keys in runs["swept_keys"] for key in keys} - {"trainer.seed"})
-    settings = runs[swept].astype(str).agg(",".join, axis=1) if swept else pd.Series("", index=runs.index)
-    names = runs["label"].astype(str)
+    text = runs[swept].map(str)  # str() of every value, None and NaN included
+    settings = text.agg(",".join, axis=1) if swept else pd.Series("", index=runs.index)
+    names = runs["label"].map(str)
     ambiguous = settings.groupby(names).transform("nunique") > 1
-    varying = [key for key in swept if runs[key].astype(str).nunique() > 1]
-    extra = runs[varying].astype(str).apply(lambda row: ", ".join(f"{k}={v}" for k, v in row.items()), axis=1)
+    varying = [key for key in swept if text[key].nunique() > 1]
+    extra = text[varying].apply(lambda row: ", ".join(f"{k}={v}" for k, v in row.items()), axis=1)
     return names.where(~ambiguous, names + " [" + extra + "]")
+
+
+def _read_per_run(folder: Path, runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One CSV file of every run, stacked, with the run's variant, folder and seed in front."""
+    frames = []
+    for run in runs.itertuples():
+        path = (folder if run.run == "." else folder / run.run) / name
+        if not path.is_file() or path.stat().st_size == 0:
+            continue
+        table = pd.read_csv(path)
+        if table.empty:
+            continue
+        table.insert(0, "seed", run.seed)
+        table.insert(0, "run", run.run)
+        table.insert(0, "variant", run.variant)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "run", "seed"])
 
 
 def load_histories(folder: Path, runs: pd.DataFrame) -> pd.DataFrame:
     """Every run's history.csv in long format: variant, run, seed, epoch, metric, value."""
-    frames = []
-    for run in runs.itertuples():
-        path = (folder if run.run == "." else folder / run.run) / HISTORY_FILE
-        if not path.is_file() or path.stat().st_size == 0:
-            continue
-        history = pd.read_csv(path)
-        if history.empty:
-            continue
-        long = history.melt(id_vars="epoch", var_name="metric", value_name="value")
-        long.insert(0, "seed", run.seed)
-        long.insert(0, "run", run.run)
-        long.insert(0, "variant", run.variant)
-        frames.append(long)
-    columns = ["variant", "run", "seed", "epoch", "metric", "value"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    wide = _read_per_run(folder, runs, HISTORY_FILE)
+    if wide.empty:
+        return pd.DataFrame(columns=["variant", "run", "seed", "epoch", "metric", "value"])
+    return wide.melt(id_vars=["variant", "run", "seed", "epoch"], var_name="metric", value_name="value")
+
+
+def load_diagnostics(folder: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """Every run's diagnostics.csv: variant, run, seed, epoch, layer, depth, metric, value."""
+    return _read_per_run(folder, runs, DIAGNOSTICS_FILE)
 
 
 def summarize_runs(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -117,8 +140,8 @@ def summarize_runs(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     summary = grouped[swept].first() if swept else pd.DataFrame(index=grouped.size().index)
     summary["runs"] = grouped.size()
     summary["status"] = grouped["status"].agg(_status_text)
-    for column in NUMERIC_COLUMNS:
-        values = pd.to_numeric(runs[column], errors="coerce") if column in runs else pd.Series(dtype=float)
+    for column in (column for column in NUMERIC_COLUMNS if column in runs):
+        values = pd.to_numeric(runs[column], errors="coerce")
         summary[f"{column}_mean"] = values.groupby(runs["variant"], sort=False).mean()
         summary[f"{column}_std"] = values.groupby(runs["variant"], sort=False).std()
     ranked_by = f"final_{metric}_mean"
@@ -135,12 +158,20 @@ def _status_text(statuses: pd.Series) -> str:
     return ", ".join(f"{count} {status}" for status, count in counts.items())
 
 
-def plot_metric(histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title: str, path: Path) -> Path:
-    """One line per variant (mean over seeds, min-max band); diverged dashed, failed noted."""
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only: never a window, never a display
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_metric(
+    histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title: str, path: Path, ylabel: str | None = None
+) -> Path:
+    """One line per variant (mean over seeds, min-max band); diverged dashed, failed noted."""
+    plt = _pyplot()
 
     variants = list(dict.fromkeys(runs["variant"]))
     colors = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20")
@@ -153,7 +184,8 @@ def plot_metric(histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title:
             index="epoch", columns="run", values="value", dropna=False
         )
         if curves.empty or curves.isna().all().all():
-            failed.append(variant)
+            if "failed" in statuses:
+                failed.append(variant)
             continue
         color = colors(index % colors.N)
         diverged = "diverged" in statuses
@@ -166,12 +198,12 @@ def plot_metric(histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title:
             finite = mean.dropna()
             if not finite.empty:
                 axes.plot(finite.index[-1], finite.values[-1], marker="X", markersize=10, color=color)
-    if metric.endswith("accuracy"):
+    if metric.endswith(("accuracy", "fraction")):
         axes.set_ylim(-0.02, 1.02)
-    elif (data["value"] > 0).all() and not data.empty:
+    elif (data["value"].dropna() > 0).all() and not data.empty:
         axes.set_yscale("log")
     axes.set_xlabel("Epoch")
-    axes.set_ylabel(PLOTTED_METRICS.get(metric, metric))
+    axes.set_ylabel(ylabel or PLOTTED_METRICS.get(metric, metric))
     seeds = runs.groupby("variant").size().max()
     note = f"\n(mean of {seeds} seeds, band: min to max)" if seeds > 1 else ""
     axes.set_title(f"{title}{note}")
@@ -185,6 +217,73 @@ def plot_metric(histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: str, path: Path) -> Path:
+    """Gradient norm per layer, input to output, at the first and the last epoch: a vanishing
+    gradient is a line that falls towards the input, an exploding one a line that rises."""
+    plt = _pyplot()
+    norms = diagnostics[(diagnostics["metric"] == "gradient_norm") & (diagnostics["depth"] > 0)]
+    variants = list(dict.fromkeys(runs["variant"]))
+    colors = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20")
+    legend_rows = -(-len(variants) // 3)
+    height = 5 + 0.22 * legend_rows
+    figure, panels = plt.subplots(1, 2, figsize=(12, height), sharey=True)
+    first = int(norms["epoch"].min())
+    last = int(norms["epoch"].max())
+    for axes, epoch, name in ((panels[0], first, "first epoch"), (panels[1], last, f"last epoch ({last})")):
+        for index, variant in enumerate(variants):
+            rows = norms[(norms["variant"] == variant) & (norms["epoch"] == min(epoch, _last_epoch(norms, variant)))]
+            if rows.empty:
+                continue
+            profile = rows.groupby("depth")["value"].mean()
+            profile = profile[profile > 0]
+            diverged = "diverged" in set(runs.loc[runs["variant"] == variant, "status"])
+            axes.plot(
+                profile.index,
+                profile.values,
+                marker="o",
+                markersize=4,
+                color=colors(index % colors.N),
+                linestyle="--" if diverged else "-",
+                label=variant + (" (diverged)" if diverged else ""),
+            )
+        depths = sorted(norms["depth"].unique())
+        axes.set_xticks(depths, [str(d) for d in depths[:-1]] + ["out"])
+        axes.set_yscale("log")
+        axes.set_xlabel("Layer (input → output)")
+        axes.set_title(name)
+        axes.grid(alpha=0.3, which="both")
+    panels[0].set_ylabel("kernel gradient norm (mean over steps)")
+    handles, labels = panels[0].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="lower center", ncol=3, fontsize="small", frameon=False)
+    bottom = (0.25 + 0.22 * legend_rows) / height
+    figure.suptitle(f"{title}: gradient norm per layer")
+    figure.tight_layout(rect=(0, bottom, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _last_epoch(norms: pd.DataFrame, variant: str) -> int:
+    return int(norms.loc[norms["variant"] == variant, "epoch"].max())
+
+
+def plot_diagnostics(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: str, folder: Path) -> list[Path]:
+    """gradient_norms.png, grad_norm_history.png, dead_units.png and saturation.png, where recorded."""
+    files = []
+    if (diagnostics["metric"] == "gradient_norm").any():
+        files.append(plot_gradient_profile(diagnostics, runs, title, folder / "gradient_norms.png"))
+    for name, (metric, label) in DIAGNOSTIC_PLOTS.items():
+        rows = diagnostics[diagnostics["metric"] == metric]
+        rows = rows[rows["depth"] == 0] if metric == "gradient_norm" else rows[rows["depth"] > 0]
+        if rows.empty:
+            continue
+        # Fractions are averaged over the hidden layers, per run and epoch.
+        curves = rows.groupby(["variant", "run", "epoch"], as_index=False)["value"].mean().assign(metric=metric)
+        files.append(plot_metric(curves, runs, metric, f"{title}: {label}", folder / name, ylabel=label))
+    return files
 
 
 def summarize_sweep(folder: Path) -> SweepSummary:
@@ -209,6 +308,9 @@ def summarize_sweep(folder: Path) -> SweepSummary:
         if (histories["metric"] == plotted).any():
             name = f"{title}: {PLOTTED_METRICS[plotted]}"
             result.files.append(plot_metric(histories, runs, plotted, name, folder / f"{plotted}.png"))
+    diagnostics = load_diagnostics(folder, runs)
+    if not diagnostics.empty:
+        result.files.extend(plot_diagnostics(diagnostics, runs, title, folder))
     return result
 
 

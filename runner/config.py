@@ -63,7 +63,34 @@ def variant_dir(override_dirname: str) -> str:
     return name
 
 
+def initializer_label(name: str, scale: float | None) -> str:
+    """A short name for an initializer and its scale, e.g. N(0,1) for random_normal at 1.0."""
+    if scale is None:
+        return name
+    if name == "random_normal":
+        return f"N(0,{scale:g})"
+    if name == "random_uniform":
+        return f"U(-{scale:g},{scale:g})"
+    return f"{name}({scale:g})"
+
+
+# The usual initializer of each activation: Glorot for the saturating ones, He for the
+# ReLU family, LeCun normal for SELU (its self-normalization needs it).
+RECOMMENDED_INITIALIZER = {
+    "sigmoid": "glorot_uniform",
+    "tanh": "glorot_uniform",
+    "linear": "glorot_uniform",
+    "relu": "he_normal",
+    "leaky_relu": "he_normal",
+    "elu": "he_normal",
+    "gelu": "he_normal",
+    "swish": "he_normal",
+    "selu": "lecun_normal",
+}
+
 OmegaConf.register_new_resolver("variant_dir", variant_dir, replace=True)
+OmegaConf.register_new_resolver("initializer_label", initializer_label, replace=True)
+OmegaConf.register_new_resolver("recommended_initializer", RECOMMENDED_INITIALIZER.get, replace=True)
 
 
 def default_settings() -> dict[str, Any]:
@@ -209,6 +236,16 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> N
             "Keras allows only one of clipnorm, clipvalue and global_clipnorm",
             "Set the others to null.",
         )
+
+    if not isinstance(model.get("residual", False), bool):
+        check.fail("model.residual", "it must be true or false", "Set model.residual=true or model.residual=false.")
+
+    telemetry = settings.get("telemetry")
+    if telemetry is not None:
+        for key in ("gradients", "activations"):
+            if not isinstance(telemetry[key], bool):
+                check.fail(f"telemetry.{key}", "it must be true or false", f"Set telemetry.{key}=true or false.")
+        check.integer("telemetry.probe_size", 1)
 
     check.choice("data.name", DATASETS)
     if data["name"] == "csv":

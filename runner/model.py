@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import keras
@@ -40,19 +41,29 @@ def build_regularizer(model: dict[str, Any]) -> keras.regularizers.Regularizer |
     return keras.regularizers.L1L2(l1=model["l1"], l2=model["l2"])
 
 
-def build_model(model: dict[str, Any], n_features: int, n_classes: int, name: str | None = None) -> keras.Sequential:
-    """The notes' network: Dense hidden layers with normalization and dropout between them."""
-    sizes = hidden_layer_sizes(model)
-    layers: list[keras.layers.Layer] = [keras.Input(shape=(n_features,))]
-    for index, units in enumerate(sizes):
+def build_model(
+    model: dict[str, Any], n_features: int, n_classes: int, name: str | None = None, telemetry: bool = False
+) -> keras.Model:
+    """The notes' network: Dense hidden layers with normalization and dropout between them.
+
+    A Sequential model as in the notes; a functional one when `residual` adds skip
+    connections (F(x) + x) around the hidden layers whose input has their width. With
+    `telemetry` the model's train_step records per-layer gradient statistics.
+    """
+    from runner import telemetry as recorder
+
+    inputs = keras.Input(shape=(n_features,))
+    blocks: list[list[keras.layers.Layer]] = []
+    for index, units in enumerate(hidden_layer_sizes(model)):
+        block = []
         if index > 0:
             if model["normalization"] == "batch":
-                layers.append(keras.layers.BatchNormalization())
+                block.append(keras.layers.BatchNormalization(name=f"batch_norm_{index}"))
             elif model["normalization"] == "layer":
-                layers.append(keras.layers.LayerNormalization())
+                block.append(keras.layers.LayerNormalization(name=f"layer_norm_{index}"))
             if model["dropout_rate"] > 0:
-                layers.append(keras.layers.Dropout(model["dropout_rate"]))
-        layers.append(
+                block.append(keras.layers.Dropout(model["dropout_rate"], name=f"dropout_{index}"))
+        block.append(
             keras.layers.Dense(
                 units,
                 activation=model["hidden_activation"],
@@ -62,16 +73,38 @@ def build_model(model: dict[str, Any], n_features: int, n_classes: int, name: st
                 name=f"hidden_{index + 1}",
             )
         )
-    layers.append(keras.layers.Dense(n_classes, activation=model["output_activation"], name="output"))
-    return keras.Sequential(layers, name=_model_name(name))
+        blocks.append(block)
+    output = keras.layers.Dense(n_classes, activation=model["output_activation"], name="output")
+
+    if not model.get("residual"):
+        cls = recorder.TelemetrySequential if telemetry else keras.Sequential
+        return cls([inputs, *(layer for block in blocks for layer in block), output], name=_model_name(name))
+    hidden = inputs
+    for index, block in enumerate(blocks):
+        skip = hidden
+        for layer in block:
+            hidden = layer(hidden)
+        if index > 0 and skip.shape[-1] == hidden.shape[-1]:
+            hidden = keras.layers.Add(name=f"residual_{index + 1}")([skip, hidden])
+    cls = recorder.TelemetryModel if telemetry else keras.Model
+    return cls(inputs=inputs, outputs=output(hidden), name=_model_name(name))
 
 
 def _model_name(name: str | None) -> str | None:
-    """Keras rejects '/' in names; the notes' labels like 'Learning-Rate-0.01' are fine."""
-    return None if name is None else name.replace("/", "_")
+    """A Keras-safe model name: labels such as 'relu, N(0,1)' become 'relu__N_0_1_'."""
+    if name is None:
+        return None
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name).lstrip("_-") or "model"
 
 
 def build_optimizer(optimizer: dict[str, Any]) -> keras.optimizers.Optimizer:
-    """The named Keras optimizer with every hyperparameter of its config node (nulls left out)."""
-    options = {key: value for key, value in optimizer.items() if key != "name" and value is not None}
+    """The named Keras optimizer with every hyperparameter of its config node (nulls left out).
+
+    Whole numbers become floats: `optimizer.learning_rate=10` is a rate, and Keras rejects ints.
+    """
+    options = {
+        key: float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        for key, value in optimizer.items()
+        if key != "name" and value is not None
+    }
     return getattr(keras.optimizers, OPTIMIZERS[optimizer["name"]])(**options)

@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from runner.config import GROUPS, ConfigError, check_metric, validate
+from runner.config import ConfigError, check_metric, validate
 from runner.data import Dataset, Split, load_dataset, one_hot, split_dataset
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.yaml"
+DIAGNOSTICS_FILE = "diagnostics.csv"
 
 
 def settings_of(cfg: DictConfig) -> dict[str, Any]:
@@ -84,12 +85,17 @@ def swept_values(cfg: DictConfig) -> dict[str, Any]:
     for override in parser.parse_overrides(list(hydra_cfg.overrides.task)):
         key = override.get_key_element().lstrip("+~")
         if key in swept:
-            values[key] = override.value() if key in GROUPS else OmegaConf.select(cfg, key)
+            # A config group (optimizer=adam, init=he_normal) is recorded by its option's name.
+            values[key] = override.value() if key in hydra_cfg.runtime.choices else OmegaConf.select(cfg, key)
     return OmegaConf.to_container(OmegaConf.create(values), resolve=True) if values else {}
 
 
-def fit_model(settings: dict[str, Any], split: Split, n_classes: int, name: str | None, history=None):
-    """Seed, build, compile and fit; returns the Keras History (also on early NaN stop)."""
+def fit_model(settings: dict[str, Any], split: Split, n_classes: int, name: str | None, history=None, telemetry=None):
+    """Seed, build, compile and fit; returns the Keras History (also on early NaN stop).
+
+    `telemetry` is a TelemetryCallback; with one whose `gradients` is on, the model
+    records per-layer gradient statistics in its train_step.
+    """
     import keras
     import tensorflow as tf
 
@@ -100,7 +106,8 @@ def fit_model(settings: dict[str, Any], split: Split, n_classes: int, name: str 
     keras.utils.set_random_seed(trainer["seed"])
     tf.config.experimental.enable_op_determinism()
 
-    model = build_model(settings["model"], split.x_train.shape[1], n_classes, name=name)
+    gradients = telemetry is not None and telemetry.gradients
+    model = build_model(settings["model"], split.x_train.shape[1], n_classes, name=name, telemetry=gradients)
     model.compile(
         optimizer=build_optimizer(settings["optimizer"]),
         loss=trainer["loss"],
@@ -114,7 +121,7 @@ def fit_model(settings: dict[str, Any], split: Split, n_classes: int, name: str 
         epochs=trainer["epochs"],
         batch_size=trainer["batch_size"],
         verbose=trainer["verbose"],
-        callbacks=[history, keras.callbacks.TerminateOnNaN()],
+        callbacks=[history, keras.callbacks.TerminateOnNaN(), *([telemetry] if telemetry is not None else [])],
     )
     return history
 
@@ -130,11 +137,18 @@ def train_variant(
     """Train one variant and write history.csv and metrics.json into `output_dir`."""
     import keras
 
+    from runner.telemetry import TelemetryCallback, summarize_diagnostics
+
     history = keras.callbacks.History()
+    options = settings.get("telemetry") or {}
+    telemetry = None
+    if options.get("gradients") or options.get("activations"):
+        probe = split.x_val[: options["probe_size"]] if options["activations"] else None
+        telemetry = TelemetryCallback(probe, settings["model"]["hidden_activation"], gradients=options["gradients"])
     error = None
     started = time.perf_counter()
     try:
-        fit_model(settings, split, dataset.n_classes, settings["label"], history=history)
+        fit_model(settings, split, dataset.n_classes, settings["label"], history=history, telemetry=telemetry)
     except Exception as exc:  # a failed variant is data, not a crash
         error = f"{type(exc).__name__}: {exc}"
         write_atomic(output_dir / "error.txt", traceback.format_exc())
@@ -142,6 +156,13 @@ def train_variant(
 
     epochs = getattr(history, "history", {}) or {}
     record = summarize_history(epochs, settings["metric"])
+    if telemetry is not None:
+        write_atomic(output_dir / DIAGNOSTICS_FILE, _table(telemetry.rows).to_csv(index=False))
+        record.update(summarize_diagnostics(telemetry.rows))
+        if telemetry.nonfinite_epoch is not None and (
+            record["diverged_epoch"] is None or telemetry.nonfinite_epoch < record["diverged_epoch"]
+        ):
+            record.update(status="diverged", diverged_epoch=telemetry.nonfinite_epoch)
     if error is not None:
         record["status"] = "failed"
     record.update(
@@ -191,6 +212,12 @@ def summarize_history(epochs: dict[str, list[float]], metric: str) -> dict[str, 
     else:
         record["best_epoch"] = None
     return record
+
+
+def _table(rows: list[dict[str, Any]]):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["epoch", "layer", "depth", "metric", "value"])
 
 
 def write_history(path: Path, epochs: dict[str, list[float]]) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict
 
 from runner.config import CONFIG_DIR, ConfigError, default_settings, validate
 
@@ -24,22 +27,80 @@ EXPERIMENTS = {
     "regularizer": ("model.regularizer", "l1,l2,l1l2", "Regularizer-l1"),
     "dropout": ("model.dropout_rate", "0.0,0.1,0.2,0.5", "Dropout-0.0"),
 }
+# The deep-network experiments: their sweep and one label each must produce.
+DEEP_EXPERIMENTS = {
+    "vanishing_gradients": (
+        {"model.hidden_activation": "sigmoid,tanh,relu", "init": "normal_std1,glorot_uniform,he_normal"},
+        "sigmoid, N(0,1)",
+    ),
+    "exploding_gradients": ({"init": "he_normal,normal_std1", "clipping": "none,norm"}, "N(0,1), clipnorm=1.0"),
+    "dying_relu": (
+        {"model.hidden_activation": "relu,leaky_relu,elu", "optimizer.learning_rate": "0.01,0.05"},
+        "relu, lr=0.05",
+    ),
+    "activations_deep": ({"model.hidden_activation": "selu,elu,leaky_relu,relu,tanh,sigmoid"}, "selu, lecun_normal"),
+    "batchnorm_deep": ({"model.normalization": "none,batch,layer"}, "Normalization-batch"),
+    "residual_deep": (
+        {"model.hidden_activation": "sigmoid,relu", "model.residual": "false,true"},
+        "relu, residual=True",
+    ),
+    "gradient_clipping": ({"clipping": "none,norm,value,global_norm"}, "Clipping-global_norm"),
+}
 
 
 def compose_config(*overrides: str, hydra: bool = False):
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # labels may read ${hydra:runtime.choices...}
+    if not hydra:
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return cfg
 
 
 def settings(cfg) -> dict:
     return {
         key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
         for key in cfg
+        if key != "hydra"
     }
 
 
+def sweep_variants(params: dict[str, str]) -> list[list[str]]:
+    """The jobs a grid sweep over `params` runs, as override lists."""
+    axes = [[f"{key}={value}" for value in values.split(",")] for key, values in params.items()]
+    return [list(job) for job in itertools.product(*axes)]
+
+
 def test_every_experiment_file_is_covered():
-    assert sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")) == sorted(EXPERIMENTS)
+    assert sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")) == sorted(EXPERIMENTS | DEEP_EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", sorted(DEEP_EXPERIMENTS))
+def test_deep_experiments_compose_on_digits_with_ten_layers(experiment):
+    params, example_label = DEEP_EXPERIMENTS[experiment]
+    cfg = compose_config(f"experiment={experiment}", hydra=True)
+    assert dict(cfg.hydra.sweeper.params) == params
+    text = (CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text()
+    assert text.startswith("# @package _global_\n# ") and "Digits" in text
+    labels = []
+    for job in sweep_variants(params):
+        resolved = settings(compose_config(f"experiment={experiment}", *job))
+        validate(resolved)
+        assert (resolved["data"]["name"], resolved["model"]["depth"]) == ("digits", 10)
+        labels.append(resolved["label"])
+    assert example_label in labels
+    assert len(set(labels)) == len(labels)
+
+
+def test_activations_deep_gives_each_activation_its_usual_initializer():
+    chosen = {
+        activation: compose_config(
+            "experiment=activations_deep", f"model.hidden_activation={activation}"
+        ).model.weights_initializer
+        for activation in ("selu", "relu", "tanh")
+    }
+    assert chosen == {"selu": "lecun_normal", "relu": "he_normal", "tanh": "glorot_uniform"}
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
