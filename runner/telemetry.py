@@ -25,22 +25,46 @@ def kernel_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if getattr(layer, "kernel", None) is not None]
 
 
+class VectorMean(keras.metrics.Metric):
+    """Element-wise mean of a fixed-length vector over the steps it was updated: one
+    per-layer value per element, updated with two ops however many layers there are."""
+
+    def __init__(self, length: int, name: str = "vector_mean"):
+        super().__init__(name=name)
+        self.total = self.add_variable(shape=(length,), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, values):
+        self.total.assign_add(tf.cast(values, self.total.dtype))
+        self.count.assign_add(1.0)
+
+    def result(self):
+        return self.total / tf.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(tf.zeros_like(self.total))
+        self.count.assign(0.0)
+
+
 class GradientStats:
-    """Step-wise gradient statistics in Keras Mean metrics that the model itself does not track,
-    so they stay out of `history` and are reset and read by TelemetryCallback alone."""
+    """Step-wise gradient statistics in Keras metrics that the model itself does not track,
+    so they stay out of `history` and are reset and read by TelemetryCallback alone.
+
+    `values` averages, per step, [gradient norm of each kernel..., update ratio of each
+    kernel..., global gradient norm]."""
 
     def __init__(self, layers: list[keras.layers.Layer]):
         self.layers = layers
-        self.gradient_norms = [keras.metrics.Mean(name=f"{layer.name}_gradient") for layer in layers]
-        self.update_ratios = [keras.metrics.Mean(name=f"{layer.name}_update") for layer in layers]
-        self.global_norm = keras.metrics.Mean(name="global_gradient")
-
-    def metrics(self) -> list[keras.metrics.Metric]:
-        return [*self.gradient_norms, *self.update_ratios, self.global_norm]
+        self.values = VectorMean(2 * len(layers) + 1, name="gradient_stats")
 
     def reset(self) -> None:
-        for metric in self.metrics():
-            metric.reset_state()
+        self.values.reset_state()
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Epoch means: per-kernel gradient norms, per-kernel update ratios, global gradient norm."""
+        values = np.asarray(self.values.result())
+        count = len(self.layers)
+        return values[:count], values[count : 2 * count], float(values[-1])
 
 
 class TelemetryMixin:
@@ -63,11 +87,21 @@ class TelemetryMixin:
         before = [tf.identity(kernel.value) for kernel in kernels]
         self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
 
-        stats.global_norm.update_state(tf.linalg.global_norm([g for g in gradients if g is not None]))
-        for index, kernel in enumerate(kernels):
-            stats.gradient_norms[index].update_state(tf.norm(gradients[position[id(kernel)]]))
-            update = tf.norm(kernel.value - before[index])
-            stats.update_ratios[index].update_state(update / (tf.norm(before[index]) + 1e-12))
+        kernel_ids = {id(kernel) for kernel in kernels}
+        squares = [tf.reduce_sum(tf.square(gradients[position[id(kernel)]])) for kernel in kernels]
+        others = [
+            tf.reduce_sum(tf.square(g))
+            for w, g in zip(weights, gradients, strict=True)
+            if id(w) not in kernel_ids and g is not None
+        ]
+        global_square = tf.add_n(squares + others)
+        squares += [tf.reduce_sum(tf.square(kernel.value - old)) for kernel, old in zip(kernels, before, strict=True)]
+        squares += [tf.reduce_sum(tf.square(old)) for old in before]
+        squares += [global_square]
+        norms = tf.sqrt(tf.stack(squares))
+        count = len(kernels)
+        ratios = norms[count : 2 * count] / (norms[2 * count : 3 * count] + 1e-12)
+        stats.values.update_state(tf.concat([norms[:count], ratios, norms[-1:]], axis=0))
 
         for metric in self.metrics:
             if metric.name == "loss":
@@ -113,18 +147,18 @@ class TelemetryCallback(keras.callbacks.Callback):
             self.model.gradient_stats.reset()
 
     def on_epoch_end(self, epoch, logs=None):
-        stats = self.model.gradient_stats if self.gradients else None
         number = epoch + 1
         finite = True
+        if self.gradients:
+            gradient_norms, update_ratios, global_norm = self.model.gradient_stats.result()
         for depth, layer in enumerate(self._layers, start=1):
             values = {"weight_norm": float(np.linalg.norm(layer.kernel.numpy()))}
-            if stats is not None:
-                values["gradient_norm"] = float(stats.gradient_norms[depth - 1].result())
-                values["update_ratio"] = float(stats.update_ratios[depth - 1].result())
+            if self.gradients:
+                values["gradient_norm"] = float(gradient_norms[depth - 1])
+                values["update_ratio"] = float(update_ratios[depth - 1])
             finite &= all(np.isfinite(v) for v in values.values())
             self._add(number, layer.name, depth, values)
-        if stats is not None:
-            global_norm = float(stats.global_norm.result())
+        if self.gradients:
             finite &= bool(np.isfinite(global_norm))
             self._add(number, "all", 0, {"gradient_norm": global_norm})
         if finite and self._probe_model is not None:
