@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 EXPERIMENTS ?= normalization optimizer learning_rate activation initializer
+comma := ,
+space := $(empty) $(empty)
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-dev run test test-all lint format clean
@@ -27,9 +29,7 @@ install: $(VENV)/.installed ## Create .venv and install runner
 install-dev: $(VENV)/.installed-dev ## Create .venv and install runner with the test tools
 
 run: install ## Run the notes' sweeps (normalization, optimizer, learning_rate, activation, initializer)
-	@for experiment in $(EXPERIMENTS); do \
-		$(PY) -m runner -m experiment=$$experiment $(ARGS) || exit 1; \
-	done
+	$(PY) -m runner -m experiment=$(subst $(space),$(comma),$(strip $(EXPERIMENTS))) $(ARGS)
 	@printf "\nDone: each sweep's summary.csv and comparison plots are in results/<experiment>/<timestamp>/\n"
 
 test: install-dev ## Run the test suite (slow end-to-end tests excluded)

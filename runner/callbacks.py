@@ -8,6 +8,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from runner.config import ConfigError
 
@@ -16,9 +17,12 @@ class SummarizeSweep(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             check_sweep(config)
-        except ConfigError as error:
+        except (ConfigError, OmegaConfBaseException) as error:
             # Hydra turns exceptions in callbacks into warnings; a user mistake must stop the sweep.
-            sys.stderr.write(f"{error}\n")
+            cause = _user_error(error)
+            if cause is None:
+                raise
+            sys.stderr.write(f"{cause}\n")
             sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -26,6 +30,17 @@ class SummarizeSweep(Callback):
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         _summarize(Path(config.hydra.runtime.output_dir))
+
+
+def _user_error(error: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind an OmegaConf error (a resolver's, say), if there is one."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ConfigError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def check_sweep(config: DictConfig) -> None:
@@ -46,6 +61,7 @@ def check_sweep(config: DictConfig) -> None:
         (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + list(config.hydra.overrides.task)), None)
     except HydraException:
         return  # a non-grid sweeper (ranges, intervals): each job validates itself
+    _write_progress(Path(config.hydra.sweep.dir), total=len(jobs))
     checked_data: set[str] = set()
     for overrides in jobs:
         job_config = loader.load_sweep_config(config, list(overrides))
@@ -59,6 +75,16 @@ def check_sweep(config: DictConfig) -> None:
             )
             checked_data.add(data_key)
     HydraConfig.instance().set_config(config)
+
+
+def _write_progress(sweep_dir: Path, total: int) -> None:
+    """The sweep's size and start, for the one-line progress report of each finished job."""
+    import json
+    import time
+
+    from runner.train import PROGRESS_FILE, write_atomic
+
+    write_atomic(sweep_dir / PROGRESS_FILE, json.dumps({"total": total, "started": time.time()}))
 
 
 def _summarize(folder: Path) -> None:

@@ -88,7 +88,30 @@ RECOMMENDED_INITIALIZER = {
     "selu": "lecun_normal",
 }
 
+
+def sweep_dir(resume: str | None, experiment_dir: str, stamp: str) -> str:
+    """Where a sweep writes: a new timestamped folder, or the folder it resumes (`latest` is the
+    newest sweep of this experiment)."""
+    if resume is None:
+        return f"{experiment_dir}/{stamp}"
+    if resume == "latest":
+        earlier = (
+            sorted(p for p in Path(experiment_dir).glob("*") if p.is_dir()) if Path(experiment_dir).is_dir() else []
+        )
+        if not earlier:
+            raise ConfigError(
+                f"resume=latest: no earlier sweep in {experiment_dir}/. Run the sweep without resume first."
+            )
+        return str(earlier[-1])
+    if not Path(resume).is_dir():
+        raise ConfigError(
+            f"resume={resume!r}: no such sweep folder. Give a folder such as {experiment_dir}/<timestamp>, or latest."
+        )
+    return str(resume)
+
+
 OmegaConf.register_new_resolver("variant_dir", variant_dir, replace=True)
+OmegaConf.register_new_resolver("sweep_dir", sweep_dir, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("initializer_label", initializer_label, replace=True)
 OmegaConf.register_new_resolver("recommended_initializer", RECOMMENDED_INITIALIZER.get, replace=True)
 
@@ -186,6 +209,8 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> N
     check.integer("trainer.batch_size", 1)
     check.fraction("trainer.validation_split", low_open=True, example=0.2)
     check.integer("trainer.seed", 0)
+    if trainer.get("threads") is not None:
+        check.integer("trainer.threads", 1)
     if trainer["verbose"] not in (0, 1, 2) or isinstance(trainer["verbose"], bool):
         check.fail("trainer.verbose", "it must be 0, 1 or 2", "Set e.g. trainer.verbose=0.")
 

@@ -55,15 +55,114 @@ def run(cfg: DictConfig) -> float | None:
     """Hydra task body: train the variant `cfg` describes into Hydra's output folder."""
     from hydra.core.hydra_config import HydraConfig
 
+    hydra_cfg = HydraConfig.get()
     settings = check_settings(cfg)
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    fingerprint = config_fingerprint(settings)
+    done = finished_record(output_dir, fingerprint)
+    if done is not None:
+        log.debug("%s: %s earlier, skipped (same config in %s)", settings["label"], done["status"], output_dir)
+        report_progress(hydra_cfg, settings["label"], done, note="done earlier, skipped")
+        return done["final_val_accuracy"]
+
     dataset = load_dataset(settings["data"])
     split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    configure_threads(settings["trainer"]["threads"] or parallel_share_of_cores(hydra_cfg))
     write_atomic(output_dir / CONFIG_FILE, OmegaConf.to_yaml(settings))
     record = train_variant(
-        settings, dataset, split, output_dir, swept=swept_values(cfg), job=HydraConfig.get().job.get("num")
+        settings,
+        dataset,
+        split,
+        output_dir,
+        swept=swept_values(cfg),
+        job=hydra_cfg.job.get("num"),
+        fingerprint=fingerprint,
     )
+    report_progress(hydra_cfg, settings["label"], record)
     return record["final_val_accuracy"]
+
+
+# Knobs that change how a run is shown or logged, not what it computes.
+_NOT_FINGERPRINTED = {"label", "title", "metric", "results_dir", "resume"}
+
+
+def config_fingerprint(settings: dict[str, Any]) -> str:
+    """A hash of everything that determines a variant's result."""
+    import hashlib
+
+    relevant = {key: value for key, value in settings.items() if key not in _NOT_FINGERPRINTED}
+    relevant["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in ("verbose", "threads")}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def finished_record(output_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The metrics.json of an earlier run of the same config that finished (completed or
+    diverged, both results); None where it is missing, unreadable, failed or differently set."""
+    try:
+        record = json.loads((output_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") == fingerprint and record.get("status") in ("completed", "diverged"):
+        return record
+    return None
+
+
+PROGRESS_FILE = ".progress.json"
+
+
+def report_progress(hydra_cfg, label: str, record: dict[str, Any], note: str = "") -> None:
+    """One line per finished variant: done/total, its status and val_accuracy, elapsed, ETA.
+    The total and the start time come from the file the sweep's pre-flight check wrote."""
+    from hydra.types import RunMode
+
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    try:
+        progress = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    finished = [path.stat().st_mtime for path in sweep_dir.glob(f"*/{METRICS_FILE}")]
+    done = min(len(finished), progress["total"])
+    elapsed = time.time() - progress["started"]
+    this_session = sum(mtime >= progress["started"] for mtime in finished)
+    left = progress["total"] - done
+    eta = f", about {_duration(elapsed / this_session * left)} left" if this_session and left else ""
+    note = f"; {note}" if note else ""
+    print(
+        f"[{done}/{progress['total']}] {label}: {record['status']}, val_accuracy "
+        f"{_format(record['final_val_accuracy'])} ({_duration(elapsed)} elapsed{eta}{note})",
+        flush=True,
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def parallel_share_of_cores(hydra_cfg) -> int | None:
+    """Threads per job under a parallel launcher (cores / workers), so workers don't fight;
+    None (TensorFlow's default, every core) when jobs run one at a time."""
+    n_jobs = hydra_cfg.launcher.get("n_jobs")
+    if not isinstance(n_jobs, int) or n_jobs == 1:
+        return None
+    cores = os.cpu_count() or 1
+    workers = max(1, cores + 1 + n_jobs) if n_jobs < 0 else n_jobs  # joblib: -1 is every core
+    return max(1, cores // workers)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Size TensorFlow's thread pools, once per process (a reused worker keeps its setting)."""
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow is already running in this process
 
 
 def swept_values(cfg: DictConfig) -> dict[str, Any]:
@@ -114,16 +213,31 @@ def fit_model(settings: dict[str, Any], split: Split, n_classes: int, name: str 
         metrics=list(trainer["metrics"]),
     )
     history = history if history is not None else keras.callbacks.History()
+    train, validation = input_pipeline(split, n_classes, trainer["batch_size"], trainer["seed"])
     model.fit(
-        split.x_train,
-        one_hot(split.y_train, n_classes),
-        validation_data=(split.x_val, one_hot(split.y_val, n_classes)),
+        train,
+        validation_data=validation,
         epochs=trainer["epochs"],
-        batch_size=trainer["batch_size"],
+        shuffle=False,  # the pipeline reshuffles every epoch
         verbose=trainer["verbose"],
         callbacks=[history, keras.callbacks.TerminateOnNaN(), *([telemetry] if telemetry is not None else [])],
     )
     return history
+
+
+def input_pipeline(split: Split, n_classes: int, batch_size: int, seed: int):
+    """tf.data pipelines: the training set reshuffled every epoch (as fit(shuffle=True) does with
+    arrays), the validation set batched once and cached. Their batch dimension is unknown, so the
+    last, smaller batch reuses the traced step instead of tracing a second one."""
+    import tensorflow as tf
+
+    train = (
+        tf.data.Dataset.from_tensor_slices((split.x_train, one_hot(split.y_train, n_classes)))
+        .shuffle(len(split.x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+    )
+    validation = tf.data.Dataset.from_tensor_slices((split.x_val, one_hot(split.y_val, n_classes)))
+    return train, validation.batch(batch_size).cache()
 
 
 def train_variant(
@@ -133,6 +247,7 @@ def train_variant(
     output_dir: Path,
     swept: dict[str, Any],
     job: int | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Train one variant and write history.csv and metrics.json into `output_dir`."""
     import keras
@@ -176,11 +291,12 @@ def train_variant(
         seconds=round(seconds, 3),
         swept=swept,
         job=job,
+        fingerprint=fingerprint,
         error=error,
     )
     write_history(output_dir / HISTORY_FILE, epochs)
     write_atomic(output_dir / METRICS_FILE, json.dumps(_finite_or_none(record), indent=2) + "\n")
-    log.info(
+    log.debug(
         "%s: %s, val_accuracy %s after %d epochs (%.1f s)",
         settings["label"],
         record["status"],

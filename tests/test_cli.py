@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -186,3 +188,43 @@ def test_every_experiment_runs_end_to_end(cli, tmp_path, experiment):
     runs = pd.read_csv(tmp_path / "sweep" / "runs.csv")
     assert len(runs) >= 2 and "failed" not in set(runs["status"])
     assert (tmp_path / "sweep" / "accuracy.png").is_file()
+
+
+def test_parallel_and_sequential_sweeps_give_identical_histories(cli, tmp_path):
+    for launcher, folder in (("joblib", "parallel"), ("basic", "sequential")):
+        done = cli(
+            "-m", "experiment=optimizer", "trainer.epochs=2", f"hydra/launcher={launcher}", f"hydra.sweep.dir={folder}"
+        )
+        assert done.returncode == 0, done.stderr
+    parallel = sorted((tmp_path / "parallel").glob("*/history.csv"))
+    assert len(parallel) == 4
+    for path in parallel:
+        assert path.read_text() == (tmp_path / "sequential" / path.parent.name / "history.csv").read_text()
+
+
+def test_sweeping_experiments_runs_each_experiments_own_sweep(cli, tmp_path):
+    done = cli("-m", "experiment=normalization,optimizer", "trainer.epochs=1")
+    assert done.returncode == 0, done.stderr
+    (normalization,) = (tmp_path / "results" / "normalization").iterdir()
+    (optimizer,) = (tmp_path / "results" / "optimizer").iterdir()
+    assert len(pd.read_csv(normalization / "summary.csv")) == 2
+    assert len(pd.read_csv(optimizer / "summary.csv")) == 4
+    assert "[4/4] Optimizer-" in done.stdout and "=== Experiment 2/2: optimizer ===" in done.stdout
+
+
+def test_unknown_experiment_in_a_sweep_is_named(cli, tmp_path):
+    done = cli("-m", "experiment=optimizer,optimiser")
+    assert done.returncode == 2
+    assert "Unknown experiment(s) 'optimiser'. Choose from: activation" in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["--cfg", "job"]])
+def test_help_and_config_printing_do_not_import_tensorflow(arguments):
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "runner", *arguments], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "tensorflow" not in imported and "keras" not in imported
+    assert "runner" in imported

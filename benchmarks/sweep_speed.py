@@ -1,0 +1,90 @@
+"""runner against the notes' hand-written loop, as whole processes, imports included.
+
+    python benchmarks/sweep_speed.py [--rounds 3]
+
+Each round runs, in alternating order, the plain-Keras reference (benchmarks/reference_loop.py)
+and runner's normalization, optimizer and learning_rate sweeps in one command, once with the
+default (parallel) launcher and once forced to run sequentially in one process
+(hydra/launcher=basic): the same 11 variants, 10 epochs, batch 16, Iris, 80/20 stratified split,
+per-epoch validation. It prints the median wall-clock times and the ratios runner / reference
+(targets: <= 0.5 parallel, <= 0.8 sequential), and how long `--help` and `--cfg job` take and
+whether they import TensorFlow (target: < 2 s, no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SWEEPS = "experiment=normalization,optimizer,learning_rate"
+
+
+def timed(command: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def imports_tensorflow(arguments: list[str], cwd: Path) -> bool:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "runner", *arguments], cwd=cwd, capture_output=True, text=True
+    )
+    return any(line.rstrip().endswith(("| tensorflow", "| keras")) for line in done.stderr.splitlines())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    commands = {
+        "reference": lambda out: [sys.executable, str(HERE / "reference_loop.py"), str(out)],
+        "runner (parallel)": lambda out: [sys.executable, "-m", "runner", "-m", SWEEPS, f"results_dir={out}"],
+        "runner (sequential)": lambda out: [
+            sys.executable,
+            "-m",
+            "runner",
+            "-m",
+            SWEEPS,
+            "hydra/launcher=basic",
+            f"results_dir={out}",
+        ],  # fmt: skip
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        for round_number in range(args.rounds):
+            names = list(commands) if round_number % 2 == 0 else list(reversed(commands))
+            for name in names:
+                out = scratch / f"{name.split()[0]}-{len(seconds[name])}-{round_number}"
+                seconds[name].append(timed(commands[name](out), cwd=scratch))
+            print(
+                f"round {round_number + 1}: " + ", ".join(f"{n} {seconds[n][-1]:.1f} s" for n in commands), flush=True
+            )
+
+        reference = statistics.median(seconds["reference"])
+        print(f"\ncores: {os.cpu_count()}, rounds: {args.rounds}, median wall-clock:")
+        for name, values in seconds.items():
+            median = statistics.median(values)
+            print(f"  {name:20s} {median:6.1f} s   ratio to reference {median / reference:.2f}")
+        print("  targets: runner (parallel) <= 0.5, runner (sequential) <= 0.8")
+
+        print("\nstart-up without training:")
+        for arguments in (["--help"], ["--cfg", "job"]):
+            median = statistics.median(timed([sys.executable, "-m", "runner", *arguments], scratch) for _ in range(3))
+            imported = "imports TensorFlow" if imports_tensorflow(arguments, scratch) else "no TensorFlow"
+            print(f"  python -m runner {' '.join(arguments):10s} {median:.2f} s ({imported}; target < 2 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The Hydra application. It lives in an importable module (not __main__) so that launchers
+which run jobs in other processes (joblib, Ray, SLURM) pickle it by reference."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+import runner  # noqa: F401  (pins the Keras backend before anything imports Keras)
+from runner.config import CONFIG_DIR, ConfigError, check_override_keys  # also registers the resolvers
+
+
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
+def train_app(cfg: DictConfig) -> float | None:
+    from runner.train import run  # TensorFlow is imported only here, after validation
+
+    return run(cfg)
+
+
+def swept_experiments(arguments: list[str]) -> tuple[int, list[str]] | None:
+    """Where `-m experiment=a,b` (or `experiment=glob(*)`) sweeps experiments: the argument's
+    index and the experiment names. Hydra alone would run one job per experiment file and
+    ignore each file's own sweep; runner runs each experiment's sweep instead."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    if not {"-m", "--multirun"} & set(arguments):
+        return None
+    parser = OverridesParser.create()
+    available = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
+    for index, argument in enumerate(arguments):
+        if not argument.startswith("experiment="):
+            continue
+        override = parser.parse_override(argument)
+        if not override.is_sweep_override():
+            return None
+        if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+            names = override.value().filter(available)
+        else:
+            names = list(override.sweep_string_iterator())
+        unknown = [name for name in names if name not in available]
+        if unknown or not names:
+            raise ConfigError(
+                f"Unknown experiment(s) {', '.join(map(repr, unknown)) or 'in ' + repr(argument)}. "
+                f"Choose from: {', '.join(available)}."
+            )
+        return index, names
+    return None
+
+
+def main() -> None:
+    """The `runner` command: check the override keys, then hand over to Hydra, once per
+    experiment when several are swept (their jobs share the launcher's worker processes)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    arguments = sys.argv[1:]
+    try:
+        check_override_keys(arguments)
+        sweep = swept_experiments(arguments)
+    except ConfigError as error:
+        sys.stderr.write(f"{error}\n")
+        sys.exit(2)
+    if sweep is None:
+        train_app()
+        return
+    index, names = sweep
+    for number, name in enumerate(names, start=1):
+        print(f"\n=== Experiment {number}/{len(names)}: {name} ===", flush=True)
+        sys.argv = [sys.argv[0], *arguments[:index], f"experiment={name}", *arguments[index + 1 :]]
+        GlobalHydra.instance().clear()
+        train_app()
