@@ -57,11 +57,17 @@ def check_sweep(config: DictConfig) -> None:
     loader = GlobalHydra.instance().config_loader()
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
     parser = OverridesParser.create(config_loader=loader)
+    overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
+    swept = sorted(
+        {override.get_key_element() for override in overrides if override.is_sweep_override()} - {"experiment"}
+    )
     try:
-        (jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + list(config.hydra.overrides.task)), None)
+        (jobs,) = BasicSweeper.split_arguments(overrides, None)
     except HydraException:
-        return  # a non-grid sweeper (ranges, intervals): each job validates itself
-    _write_progress(Path(config.hydra.sweep.dir), total=len(jobs))
+        jobs = None  # a non-grid sweeper (ranges, intervals): its trials validate themselves
+    _write_sweep_file(Path(config.hydra.sweep.dir), swept=swept, total=len(jobs) if jobs else None)
+    if jobs is None:
+        return
     checked_data: set[str] = set()
     for overrides in jobs:
         job_config = loader.load_sweep_config(config, list(overrides))
@@ -77,14 +83,15 @@ def check_sweep(config: DictConfig) -> None:
     HydraConfig.instance().set_config(config)
 
 
-def _write_progress(sweep_dir: Path, total: int) -> None:
-    """The sweep's size and start, for the one-line progress report of each finished job."""
+def _write_sweep_file(sweep_dir: Path, swept: list[str], total: int | None) -> None:
+    """What every job of the sweep reads: the swept keys (for metrics.json) and the number of
+    jobs and the start time (for the progress line). Launchers may run jobs elsewhere, so a file."""
     import json
     import time
 
-    from runner.train import PROGRESS_FILE, write_atomic
+    from runner.train import SWEEP_FILE, write_atomic
 
-    write_atomic(sweep_dir / PROGRESS_FILE, json.dumps({"total": total, "started": time.time()}))
+    write_atomic(sweep_dir / SWEEP_FILE, json.dumps({"swept": swept, "total": total, "started": time.time()}))
 
 
 def _summarize(folder: Path) -> None:

@@ -63,7 +63,7 @@ def run(cfg: DictConfig) -> float | None:
     if done is not None:
         log.debug("%s: %s earlier, skipped (same config in %s)", settings["label"], done["status"], output_dir)
         report_progress(hydra_cfg, settings["label"], done, note="done earlier, skipped")
-        return done["final_val_accuracy"]
+        return objective(done)
 
     dataset = load_dataset(settings["data"])
     split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
@@ -79,7 +79,14 @@ def run(cfg: DictConfig) -> float | None:
         fingerprint=fingerprint,
     )
     report_progress(hydra_cfg, settings["label"], record)
-    return record["final_val_accuracy"]
+    return objective(record)
+
+
+def objective(record: dict[str, Any]) -> float:
+    """What the task returns to a sweeper that optimizes (Optuna): the final val_accuracy, or
+    NaN where there is none (a failed variant), which Optuna records as a failed trial."""
+    value = record.get("final_val_accuracy")
+    return float("nan") if value is None else float(value)
 
 
 # Knobs that change how a run is shown or logged, not what it computes.
@@ -107,7 +114,15 @@ def finished_record(output_dir: Path, fingerprint: str) -> dict[str, Any] | None
     return None
 
 
-PROGRESS_FILE = ".progress.json"
+SWEEP_FILE = ".sweep.json"
+
+
+def read_sweep_file(hydra_cfg) -> dict[str, Any]:
+    """The sweep's shared facts written by its pre-flight check (see callbacks.check_sweep)."""
+    try:
+        return json.loads((Path(hydra_cfg.sweep.dir) / SWEEP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def report_progress(hydra_cfg, label: str, record: dict[str, Any], note: str = "") -> None:
@@ -118,9 +133,8 @@ def report_progress(hydra_cfg, label: str, record: dict[str, Any], note: str = "
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return
     sweep_dir = Path(hydra_cfg.sweep.dir)
-    try:
-        progress = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    progress = read_sweep_file(hydra_cfg)
+    if not progress.get("total"):
         return
     finished = [path.stat().st_mtime for path in sweep_dir.glob(f"*/{METRICS_FILE}")]
     done = min(len(finished), progress["total"])
@@ -175,11 +189,7 @@ def swept_values(cfg: DictConfig) -> dict[str, Any]:
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return {}
     parser = OverridesParser.create()
-    swept = set(hydra_cfg.sweeper.get("params") or {})
-    multirun_file = Path(hydra_cfg.sweep.dir) / "multirun.yaml"
-    if multirun_file.is_file():
-        original = OmegaConf.load(multirun_file).hydra.overrides.task
-        swept |= {o.get_key_element() for o in parser.parse_overrides(list(original)) if o.is_sweep_override()}
+    swept = set(hydra_cfg.sweeper.get("params") or {}) | set(read_sweep_file(hydra_cfg).get("swept", []))
     values = {}
     for override in parser.parse_overrides(list(hydra_cfg.overrides.task)):
         key = override.get_key_element().lstrip("+~")
