@@ -213,7 +213,8 @@ def plot_metric(
         axes.legend(fontsize="small", loc="best")
     if failed:
         figure.text(0.01, 0.01, "failed, no history: " + ", ".join(failed), fontsize="small", color="firebrick")
-    figure.tight_layout()
+    # Fixed margins: tight_layout() measured every text box and cost a third of each plot.
+    figure.subplots_adjust(left=0.1, right=0.97, top=0.86 if "\n" in axes.get_title() else 0.92, bottom=0.12)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
@@ -260,7 +261,7 @@ def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: 
         figure.legend(handles, labels, loc="lower center", ncol=3, fontsize="small", frameon=False)
     bottom = (0.25 + 0.22 * legend_rows) / height
     figure.suptitle(f"{title}: gradient norm per layer")
-    figure.tight_layout(rect=(0, bottom, 1, 1))
+    figure.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=bottom + 0.08, wspace=0.06)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
