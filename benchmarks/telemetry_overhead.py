@@ -18,12 +18,11 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
 
 import runner  # noqa: F401
-from runner.config import CONFIG_DIR, validate
+from runner.config import CONFIG_DIR
 from runner.data import load_dataset, split_dataset
-from runner.train import train_variant
+from runner.train import check_settings, train_variant
 
 SWEEPS = ("optimizer", "vanishing_gradients")
 
@@ -39,10 +38,7 @@ def sweep_settings(experiment: str, epochs: int) -> list[dict]:
             overrides = [f"experiment={experiment}", f"trainer.epochs={epochs}", *job]
             cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
             HydraConfig.instance().set_config(cfg)
-            settings = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-                        for k in cfg if k != "hydra"}  # fmt: skip
-            validate(settings)
-            variants.append(settings)
+            variants.append(check_settings(cfg))
     return variants
 
 

@@ -44,7 +44,7 @@ def settings_of(cfg: DictConfig) -> dict[str, Any]:
 
 
 def check_settings(cfg: DictConfig) -> dict[str, Any]:
-    """Resolve and validate a composed config; load its data set to check that too."""
+    """Resolve and validate a composed config (the data set is checked when it is loaded)."""
     settings = settings_of(cfg)
     validate(settings)
     check_metric(settings["metric"])

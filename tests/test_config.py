@@ -7,9 +7,10 @@ import itertools
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
 from runner.config import CONFIG_DIR, ConfigError, default_settings, validate
+from runner.train import settings_of as settings
 
 EXPERIMENTS = {
     "normalization": ("model.normalization", "none,batch", "Normalization-batch"),
@@ -56,14 +57,6 @@ def compose_config(*overrides: str, hydra: bool = False):
         with open_dict(cfg):
             del cfg["hydra"]
     return cfg
-
-
-def settings(cfg) -> dict:
-    return {
-        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-        for key in cfg
-        if key != "hydra"
-    }
 
 
 def sweep_variants(params: dict[str, str]) -> list[list[str]]:
