@@ -211,9 +211,7 @@ def fit_model(settings: dict[str, Any], split: Split, n_classes: int, name: str 
     from runner.model import build_model, build_optimizer
 
     trainer = settings["trainer"]
-    # Without free_memory's forced gc.collect(): it cost 0.2 s per variant and did not stop
-    # the growth (benchmarks/memory_growth.py); Python's own collector frees the cycles.
-    keras.utils.clear_session(free_memory=False)
+    _clear_session(keras)
     keras.utils.set_random_seed(trainer["seed"])
     tf.config.experimental.enable_op_determinism()
 
@@ -235,6 +233,22 @@ def fit_model(settings: dict[str, Any], split: Split, n_classes: int, name: str 
         callbacks=[history, keras.callbacks.TerminateOnNaN(), *([telemetry] if telemetry is not None else [])],
     )
     return history
+
+
+_COLLECT_EVERY = 5
+_models_since_collect = 0
+
+
+def _clear_session(keras) -> None:
+    """keras.utils.clear_session() before every model, with the full garbage collection it
+    forces only every few models: it costs 0.2 s a time, and the memory it returns is the same
+    (benchmarks/memory_growth.py)."""
+    global _models_since_collect
+    _models_since_collect += 1
+    collect = _models_since_collect >= _COLLECT_EVERY
+    if collect:
+        _models_since_collect = 0
+    keras.utils.clear_session(free_memory=collect)
 
 
 def input_pipeline(split: Split, n_classes: int, batch_size: int, seed: int):
