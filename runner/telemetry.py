@@ -2,8 +2,8 @@
 
 Keras 3 has no gradient logging (TensorBoard's `write_grads` is gone), so the model's
 `train_step` records, on every training step, the norms of the very gradients the
-optimizer applies, accumulated in Keras `Mean` metrics so that epoch values are true
-means over steps. At the end of each epoch a callback reads them, measures the weights
+optimizer applies, accumulated in a Keras metric (an element-wise mean over steps) so
+that epoch values are true means over steps. At the end of each epoch a callback reads them, measures the weights
 and runs a fixed probe batch through the hidden layers to count dead and saturated units.
 """
 

@@ -56,13 +56,14 @@ def run(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
+    sweep = read_sweep_file(hydra_cfg)
     settings = check_settings(cfg)
     output_dir = Path(hydra_cfg.runtime.output_dir)
     fingerprint = config_fingerprint(settings)
     done = finished_record(output_dir, fingerprint)
     if done is not None:
         log.debug("%s: %s earlier, skipped (same config in %s)", settings["label"], done["status"], output_dir)
-        report_progress(hydra_cfg, settings["label"], done, note="done earlier, skipped")
+        report_progress(hydra_cfg, sweep, settings["label"], done, note="done earlier, skipped")
         return objective(done)
 
     dataset = load_dataset(settings["data"])
@@ -74,11 +75,11 @@ def run(cfg: DictConfig) -> float | None:
         dataset,
         split,
         output_dir,
-        swept=swept_values(cfg),
+        swept=swept_values(cfg, sweep),
         job=hydra_cfg.job.get("num"),
         fingerprint=fingerprint,
     )
-    report_progress(hydra_cfg, settings["label"], record)
+    report_progress(hydra_cfg, sweep, settings["label"], record)
     return objective(record)
 
 
@@ -118,33 +119,32 @@ SWEEP_FILE = ".sweep.json"
 
 
 def read_sweep_file(hydra_cfg) -> dict[str, Any]:
-    """The sweep's shared facts written by its pre-flight check (see callbacks.check_sweep)."""
+    """The sweep's shared facts written by its pre-flight check (see callbacks.check_sweep);
+    empty for a single run."""
+    from hydra.types import RunMode
+
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return {}
     try:
         return json.loads((Path(hydra_cfg.sweep.dir) / SWEEP_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 
 
-def report_progress(hydra_cfg, label: str, record: dict[str, Any], note: str = "") -> None:
+def report_progress(hydra_cfg, sweep: dict[str, Any], label: str, record: dict[str, Any], note: str = "") -> None:
     """One line per finished variant: done/total, its status and val_accuracy, elapsed, ETA.
     The total and the start time come from the file the sweep's pre-flight check wrote."""
-    from hydra.types import RunMode
-
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return
-    sweep_dir = Path(hydra_cfg.sweep.dir)
-    progress = read_sweep_file(hydra_cfg)
-    if not progress.get("total"):
-        return
-    finished = [path.stat().st_mtime for path in sweep_dir.glob(f"*/{METRICS_FILE}")]
-    done = min(len(finished), progress["total"])
-    elapsed = time.time() - progress["started"]
-    this_session = sum(mtime >= progress["started"] for mtime in finished)
-    left = progress["total"] - done
+    if not sweep.get("total"):
+        return  # a single run, or a sweeper whose number of jobs is not known up front
+    finished = [path.stat().st_mtime for path in Path(hydra_cfg.sweep.dir).glob(f"*/{METRICS_FILE}")]
+    done = min(len(finished), sweep["total"])
+    elapsed = time.time() - sweep["started"]
+    this_session = sum(mtime >= sweep["started"] for mtime in finished)
+    left = sweep["total"] - done
     eta = f", about {_duration(elapsed / this_session * left)} left" if this_session and left else ""
     note = f"; {note}" if note else ""
     print(
-        f"[{done}/{progress['total']}] {label}: {record['status']}, val_accuracy "
+        f"[{done}/{sweep['total']}] {label}: {record['status']}, val_accuracy "
         f"{_format(record['final_val_accuracy'])} ({_duration(elapsed)} elapsed{eta}{note})",
         flush=True,
     )
@@ -179,7 +179,7 @@ def configure_threads(threads: int | None) -> None:
         pass  # TensorFlow is already running in this process
 
 
-def swept_values(cfg: DictConfig) -> dict[str, Any]:
+def swept_values(cfg: DictConfig, sweep: dict[str, Any]) -> dict[str, Any]:
     """The values this job sets for the sweep's swept keys (empty for a single run)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -189,7 +189,7 @@ def swept_values(cfg: DictConfig) -> dict[str, Any]:
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return {}
     parser = OverridesParser.create()
-    swept = set(hydra_cfg.sweeper.get("params") or {}) | set(read_sweep_file(hydra_cfg).get("swept", []))
+    swept = set(hydra_cfg.sweeper.get("params") or {}) | set(sweep.get("swept", []))
     values = {}
     for override in parser.parse_overrides(list(hydra_cfg.overrides.task)):
         key = override.get_key_element().lstrip("+~")
