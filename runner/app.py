@@ -50,12 +50,52 @@ def swept_experiments(arguments: list[str]) -> tuple[int, list[str]] | None:
     return None
 
 
-def main() -> None:
-    """The `runner` command: check the override keys, then hand over to Hydra, once per
-    experiment when several are swept (their jobs share the launcher's worker processes)."""
+REPRODUCE_HELP = """usage: python -m runner reproduce [OVERRIDE ...]
+
+Run every experiment in conf/experiment/ over seeds 0, 1 and 2, then build the report
+(<results_dir>/report/index.html and report.md). Each experiment's sweep goes to
+<results_dir>/<experiment>/reproduce/; variants already completed there with the same
+config are skipped, so an interrupted run continues where it stopped.
+
+Overrides apply to every experiment, e.g. results_dir=out, trainer.seed=0,1,2,3,4
+or experiment=optimizer,learning_rate (a subset).
+"""
+
+
+def reproduce(arguments: list[str]) -> int:
+    """`python -m runner reproduce`: the notes' experiments over three seeds, then the report."""
+    import time
+
+    from omegaconf import OmegaConf
+
+    from runner.report import main as report_main
+
+    if {"-h", "--help"} & set(arguments):
+        print(REPRODUCE_HELP)
+        return 0
+    given = {argument.split("=", 1)[0].lstrip("+~") for argument in arguments if "=" in argument}
+    defaults = {
+        "experiment": "experiment=glob(*)",
+        "trainer.seed": "trainer.seed=0,1,2",
+        "hydra.sweep.dir": "hydra.sweep.dir=${results_dir}/${name}/reproduce",
+    }
+    sweep = ["-m", *(value for key, value in defaults.items() if key not in given), *arguments]
+    started = time.monotonic()
+    run_command(sweep)
+    results_dir = next(
+        (argument.split("=", 1)[1] for argument in arguments if argument.startswith("results_dir=")),
+        OmegaConf.load(CONFIG_DIR / "config.yaml").results_dir,
+    )
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    print(f"\nAll sweeps done in {minutes} min {seconds} s. Building the report...", flush=True)
+    return report_main([results_dir])
+
+
+def run_command(arguments: list[str]) -> None:
+    """Check the override keys, then hand over to Hydra, once per experiment when several are
+    swept (their jobs share the launcher's worker processes)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    arguments = sys.argv[1:]
     try:
         check_override_keys(arguments)
         sweep = swept_experiments(arguments)
@@ -63,6 +103,7 @@ def main() -> None:
         sys.stderr.write(f"{error}\n")
         sys.exit(2)
     if sweep is None:
+        sys.argv = [sys.argv[0], *arguments]
         train_app()
         return
     index, names = sweep
@@ -71,3 +112,17 @@ def main() -> None:
         sys.argv = [sys.argv[0], *arguments[:index], f"experiment={name}", *arguments[index + 1 :]]
         GlobalHydra.instance().clear()
         train_app()
+
+
+def main() -> None:
+    """The `runner` command: a training run or sweep (Hydra's command line), or one of the
+    subcommands `reproduce` (every experiment, three seeds, then the report) and `report`
+    (the report from results on disk, without TensorFlow)."""
+    arguments = sys.argv[1:]
+    if arguments[:1] == ["report"]:
+        from runner.report import main as report_main
+
+        sys.exit(report_main(arguments[1:]))
+    if arguments[:1] == ["reproduce"]:
+        sys.exit(reproduce(arguments[1:]))
+    run_command(arguments)
