@@ -7,7 +7,7 @@ comma := ,
 space := $(empty) $(empty)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run test test-all lint format clean
+.PHONY: help install install-dev run reproduce report browser test test-all lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,10 +32,24 @@ run: install ## Run the notes' sweeps (normalization, optimizer, learning_rate, 
 	$(PY) -m runner -m experiment=$(subst $(space),$(comma),$(strip $(EXPERIMENTS))) $(ARGS)
 	@printf "\nDone: each sweep's summary.csv and comparison plots are in results/<experiment>/<timestamp>/\n"
 
-test: install-dev ## Run the test suite (slow end-to-end tests excluded)
+reproduce: install ## Run every experiment over seeds 0, 1, 2 (resuming), then build results/report/
+	$(PY) -m runner reproduce $(ARGS)
+
+report: install ## Rebuild results/report/ from the results on disk (no training)
+	$(PY) -m runner report results
+
+# The report's browser test needs Debian's chromium and chromium-driver; SKIP_BROWSER=1 skips this step.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+browser: ## Install headless Chromium for the report's browser test (Debian/Ubuntu)
+	@if [ -n "$(SKIP_BROWSER)" ] || { command -v chromium && command -v chromedriver; } >/dev/null; then :; else \
+	  echo "Installing chromium and chromium-driver with apt-get..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+test: install-dev browser ## Run the test suite (slow end-to-end tests excluded)
 	$(PY) -m pytest -q
 
-test-all: install-dev ## Run every test, the slow ones too
+test-all: install-dev browser ## Run every test, the slow ones too
 	$(PY) -m pytest -q -m ''
 
 lint: install-dev ## Check formatting and lint with ruff

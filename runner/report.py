@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from runner.compare import (
-    CompareError,
     DIAGNOSTIC_PLOTS,
     PLOTTED_METRICS,
+    CompareError,
     find_runs,
     load_histories,
     load_runs,
@@ -225,7 +225,9 @@ class Stat:
 def _number(value: float) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
+    if abs(value) < 1e-12:
+        return "0"  # rounding dust, e.g. the std of equal values
+    if abs(value) < 1e-3 or abs(value) >= 1e4:
         return f"{value:.1e}"
     return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:.1f}".rstrip("0").rstrip(".")
 
@@ -377,7 +379,7 @@ def claim_activation_ranking(runs: Runs) -> tuple[str, list[str]]:
     stats = [runs.stat("final_val_accuracy", name, model__hidden_activation=name) for name in ACTIVATION_RANKING]
     measured = sorted((stat for stat in stats if len(stat.values)), key=lambda stat: -stat.mean)
     order = " > ".join(f"{stat.label} {_number(stat.mean)}" for stat in measured)
-    parts = [compare(higher, lower) for higher, lower in zip(stats, stats[1:])]
+    parts = [compare(higher, lower) for higher, lower in zip(stats[:-1], stats[1:], strict=True)]
     agree = sum(part == "yes" for part in parts)
     wrong = sum(part == "no" for part in parts)
     evidence = (
@@ -493,13 +495,15 @@ CLAIMS = [
     (
         "Sigmoid and tanh with N(0, 1) weights make the lower layers' gradients vanish in deep networks.",
         ["vanishing_gradients"],
-        f"in every seed the first hidden layer's gradient norm is below {VANISHED:g}x the output layer's (epoch 1), for both",
+        f"in every seed the first hidden layer's gradient norm is below {VANISHED:g}x the output layer's "
+        "(epoch 1), for both",
         claim_vanishing,
     ),
     (
         "Glorot/He initialization keeps gradients flowing.",
         ["vanishing_gradients"],
-        f"first-to-output gradient norm ratio within [{VANISHED:g}, {EXPLODED:g}] in every seed, for sigmoid and tanh with Glorot and relu with He",
+        f"first-to-output gradient norm ratio within [{VANISHED:g}, {EXPLODED:g}] in every seed, for sigmoid "
+        "and tanh with Glorot and relu with He",
         claim_glorot_he,
     ),
     (
@@ -511,7 +515,8 @@ CLAIMS = [
     (
         "Leaky ReLU and ELU avoid dying units at high learning rates.",
         ["dying_relu"],
-        f"at the highest rate, relu ends with at least {CHANCE_MARGIN:.0%} dead units and leaky_relu and elu each with fewer",
+        f"at the highest rate, relu ends with at least {CHANCE_MARGIN:.0%} dead units and leaky_relu and elu "
+        "each with fewer",
         claim_dying_relu,
     ),
     (
@@ -535,7 +540,8 @@ CLAIMS = [
     (
         "All-zeros initialization cannot break symmetry: accuracy stays at chance.",
         ["initializer"],
-        f"in every seed, the best val_accuracy of the zeros variant is within {CHANCE_MARGIN:g} of the majority-class share",
+        f"in every seed, the best val_accuracy of the zeros variant is within {CHANCE_MARGIN:g} of the "
+        "majority-class share",
         claim_zeros,
     ),
 ]
@@ -579,12 +585,18 @@ PLOT_CAPTIONS = {
     "saturation.png": "saturated activations",
 }
 STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#1f2328;line-height:1.45}
-table{border-collapse:collapse;margin:1em 0;font-size:.92em}th,td{border:1px solid #d0d7de;padding:.35em .6em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}code{background:#f6f8fa;padding:.1em .3em;border-radius:4px}
-.verdict{font-weight:600;white-space:nowrap}.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:1em}
-figure{margin:0}figure img{width:100%;border:1px solid #d0d7de}figcaption{font-size:.85em;color:#59636e}
-.flag{color:#cf222e;font-weight:600}nav li{margin:.15em 0}.muted{color:#59636e;font-size:.9em}
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
+       color: #1f2328; line-height: 1.45 }
+table { border-collapse: collapse; margin: 1em 0; font-size: .92em }
+th, td { border: 1px solid #d0d7de; padding: .35em .6em; text-align: left; vertical-align: top }
+th { background: #f6f8fa }
+code { background: #f6f8fa; padding: .1em .3em; border-radius: 4px }
+.verdict { font-weight: 600; white-space: nowrap }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 1em }
+figure { margin: 0 }
+figure img { width: 100%; border: 1px solid #d0d7de }
+figcaption, .muted { font-size: .85em; color: #59636e }
+.flag { color: #cf222e; font-weight: 600 }
 """
 
 
@@ -635,12 +647,14 @@ def render_html(root: Path, experiments: dict[str, Experiment], claims: list[Cla
     e = html.escape
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>runner report: the notes' experiments</title><style>{STYLE}</style></head><body>",
         "<h1>The notes' experiments, reproduced</h1>",
         f'<p class="muted">{e(_intro(root, experiments))}</p>',
         '<h2 id="claims">Claims</h2>',
-        '<table id="claims-table"><thead><tr><th>Claim</th><th>Experiment</th><th>Test</th><th>Measured evidence</th><th>Verdict</th></tr></thead><tbody>',
+        '<table id="claims-table"><thead><tr><th>Claim</th><th>Experiment</th><th>Test</th>',
+        "<th>Measured evidence</th><th>Verdict</th></tr></thead><tbody>",
     ]
     for claim in claims:
         links = ", ".join(f'<a href="#{e(name.strip())}">{e(name.strip())}</a>' for name in claim.experiment.split(","))
@@ -661,7 +675,8 @@ def render_html(root: Path, experiments: dict[str, Experiment], claims: list[Cla
         if experiment.question:
             parts.append(f"<p><strong>Question:</strong> {e(experiment.question)}</p>")
         parts.append(
-            f'<p>Reproduce: <code>{e(experiment.command)}</code> <span class="muted">(results in {e(str(experiment.folder))})</span></p>'
+            f"<p>Reproduce: <code>{e(experiment.command)}</code> "
+            f'<span class="muted">(results in {e(str(experiment.folder))})</span></p>'
         )
         parts.append(_html_table(experiment))
         parts.append('<div class="plots">')
@@ -669,7 +684,8 @@ def render_html(root: Path, experiments: dict[str, Experiment], claims: list[Cla
             source = f"images/{name}/{plot.name}"
             caption = PLOT_CAPTIONS.get(plot.name, plot.stem)
             parts.append(
-                f'<figure><img src="{e(source)}" alt="{e(experiment.title)}: {e(caption)}" loading="lazy"><figcaption>{e(caption)}</figcaption></figure>'
+                f'<figure><img src="{e(source)}" alt="{e(experiment.title)}: {e(caption)}">'
+                f"<figcaption>{e(caption)}</figcaption></figure>"
             )
         parts.append("</div></section>")
     parts.append("</body></html>")
@@ -688,7 +704,9 @@ def _html_table(experiment: Experiment) -> str:
             cells.append(f'<td class="flag">{text}</td>' if flagged else f"<td>{text}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     target = f"90% of best = {experiment.target:.3f} val_accuracy" if math.isfinite(experiment.target) else ""
-    return f'<table class="variants"><thead>{rows[0]}</thead><tbody>{"".join(rows[1:])}</tbody></table><p class="muted">{e(target)}</p>'
+    body = "".join(rows[1:])
+    table = f'<table class="variants"><thead>{rows[0]}</thead><tbody>{body}</tbody></table>'
+    return f'{table}<p class="muted">{e(target)}</p>'
 
 
 def render_markdown(root: Path, experiments: dict[str, Experiment], claims: list[Claim]) -> str:

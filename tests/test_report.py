@@ -1,0 +1,153 @@
+"""The report from fake results folders (no Keras): tables, claims and their computed verdicts."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from runner.report import CLAIMS, build_report
+from tests.conftest import REPO, run_cli
+
+
+def fake_variant(sweep, swept, label, seed, val_accuracy, accuracy=None, status="completed", **extra):
+    """One finished variant as a sweep writes it: history.csv, metrics.json, config.yaml."""
+    name = ",".join(f"{key}={value}" for key, value in swept.items()) + f",trainer.seed={seed}"
+    folder = sweep / name
+    folder.mkdir(parents=True)
+    accuracy = accuracy or val_accuracy
+    epochs = len(val_accuracy)
+    pd.DataFrame(
+        {
+            "epoch": range(1, epochs + 1),
+            "accuracy": accuracy,
+            "loss": [1.0 / (e + 1) for e in range(epochs)],
+            "val_accuracy": val_accuracy,
+            "val_loss": [1.0 / (e + 1) for e in range(epochs)],
+        }
+    ).to_csv(folder / "history.csv", index=False)
+    record = {
+        "status": status,
+        "label": label,
+        "title": f"Compare {sweep.parent.name}",
+        "metric": "val_accuracy",
+        "seed": seed,
+        "epochs": epochs,
+        "final_accuracy": accuracy[-1],
+        "final_val_accuracy": val_accuracy[-1],
+        "best_val_accuracy": max(val_accuracy),
+        "best_accuracy": max(accuracy),
+        "swept": {**swept, "trainer.seed": seed},
+        **extra,
+    }
+    (folder / "metrics.json").write_text(json.dumps(record))
+    (folder / "config.yaml").write_text("data:\n  name: iris\n")
+
+
+def normalization(results, batch, none):
+    sweep = results / "normalization" / "reproduce"
+    for seed in range(3):
+        fake_variant(sweep, {"model.normalization": "batch"}, "Normalization-batch", seed, batch[seed])
+        fake_variant(sweep, {"model.normalization": "none"}, "Normalization-none", seed, none[seed])
+
+
+def optimizer(results, sgd, adaptive):
+    sweep = results / "optimizer" / "reproduce"
+    for seed in range(3):
+        fake_variant(sweep, {"optimizer": "sgd"}, "Optimizer-sgd", seed, [sgd[seed]])
+        for name in ("rmsprop", "adam"):
+            fake_variant(sweep, {"optimizer": name}, f"Optimizer-{name}", seed, [adaptive[seed]])
+
+
+def initializer(results, zeros):
+    sweep = results / "initializer" / "reproduce"
+    for seed in range(3):
+        fake_variant(sweep, {"model.weights_initializer": "zeros"}, "Initializer-zeros", seed, zeros[seed])
+        fake_variant(sweep, {"model.weights_initializer": "he_normal"}, "Initializer-he_normal", seed, [0.6, 0.9])
+
+
+def claims_of(results):
+    build_report(results)
+    return {claim["text"]: claim for claim in json.loads((results / "report" / "claims.json").read_text())}
+
+
+def claim(claims, start):
+    (found,) = [value for text, value in claims.items() if text.startswith(start)]
+    return found
+
+
+def test_verdicts_follow_the_data(tmp_path):
+    normalization(tmp_path, batch=[[0.7, 0.95]] * 3, none=[[0.3, 0.5], [0.35, 0.6], [0.3, 0.55]])
+    optimizer(tmp_path, sgd=[0.9, 0.92, 0.91], adaptive=[0.6, 0.62, 0.58])  # sgd wins: not supported
+    initializer(tmp_path, zeros=[[0.333, 0.333]] * 3)
+    claims = claims_of(tmp_path)
+
+    assert len(claims) == len(CLAIMS) == 11
+    bn = claim(claims, "Batch normalization")
+    assert bn["verdict"] == "supported"
+    assert "batch 0.95 ± 0, none 0.55 ± 0.05" in bn["evidence"]
+    assert "Epochs to 90% of best: batch 2 ± 0" in bn["evidence"]  # 0.9 x 0.95 = 0.855, reached at epoch 2
+    assert "never reached in 3 of 3 seeds" in bn["evidence"]
+    assert claim(claims, "Adaptive optimizers")["verdict"] == "not supported"
+    zeros = claim(claims, "All-zeros")
+    assert zeros["verdict"] == "supported" and "chance) 0.333" in zeros["evidence"]
+    missing = claim(claims, "Residual connections")
+    assert missing["verdict"] == "inconclusive" and "no results for residual_deep" in missing["evidence"]
+
+
+def test_a_difference_within_the_spread_over_seeds_is_inconclusive(tmp_path):
+    normalization(tmp_path, batch=[[0.5, 0.9], [0.5, 0.5], [0.5, 0.7]], none=[[0.5, 0.6]] * 3)
+    initializer(tmp_path, zeros=[[0.333, 0.9]] + [[0.333, 0.333]] * 2)  # one seed learned: not at chance
+    claims = claims_of(tmp_path)
+    assert claim(claims, "Batch normalization")["verdict"] == "inconclusive"
+    assert claim(claims, "All-zeros")["verdict"] == "not supported"
+
+
+def test_report_pages_hold_claims_tables_and_plots(tmp_path):
+    normalization(tmp_path, batch=[[0.7, 0.95]] * 2 + [[0.6, float("nan")]], none=[[0.3, 0.5]] * 3)
+    bad = tmp_path / "normalization" / "reproduce" / "model.normalization=batch,trainer.seed=2" / "metrics.json"
+    bad.write_text(bad.read_text().replace('"completed"', '"diverged"'))
+    page = build_report(tmp_path)
+
+    text = page.read_text()
+    assert text.count('<tr class="claim">') == 11
+    assert '<section id="normalization">' in text
+    assert "python -m runner -m experiment=normalization trainer.seed=0,1,2" in text
+    assert 'class="flag">completed 2/3, DIVERGED 1/3' in text or 'class="flag">DIVERGED 1/3, completed 2/3' in text
+    images = re.findall(r'<img src="([^"]+)"', text)
+    assert "images/normalization/val_accuracy.png" in images
+    for image in images:
+        assert (page.parent / image).read_bytes().startswith(b"\x89PNG")
+    markdown = (page.parent / "report.md").read_text()
+    assert markdown.count("| **") == 11  # one verdict cell per claim
+    assert "![Compare normalization: validation accuracy](images/normalization/val_accuracy.png)" in markdown
+    assert "| Normalization-none | 3 | 0.500 ± 0.000 |" in markdown
+
+
+def test_report_command_needs_no_tensorflow_and_explains_an_empty_folder(tmp_path):
+    normalization(tmp_path / "results", batch=[[0.7, 0.95]] * 3, none=[[0.3, 0.5]] * 3)
+    code = (
+        "import sys; from runner.app import main; sys.argv = ['runner', 'report', 'results']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported TensorFlow'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "results" / "report" / "index.html").is_file()
+
+    (tmp_path / "empty").mkdir()
+    done = run_cli("report", "empty", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "No results in empty" in done.stderr and "python -m runner reproduce" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("name", [text for text, *_ in CLAIMS])
+def test_every_claim_names_an_experiment_that_exists(name):
+    (names,) = [experiments for text, experiments, *_ in CLAIMS if text == name]
+    for experiment in names:
+        assert (REPO / "runner" / "conf" / "experiment" / f"{experiment}.yaml").is_file()
