@@ -26,7 +26,9 @@ class SummarizeSweep(Callback):
             sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        _summarize(Path(config.hydra.sweep.dir))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        _summarize(sweep_dir)
+        _finish_tracker(config, sweep_dir)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         _summarize(Path(config.hydra.runtime.output_dir))
@@ -65,7 +67,8 @@ def check_sweep(config: DictConfig) -> None:
         (jobs,) = BasicSweeper.split_arguments(overrides, None)
     except HydraException:
         jobs = None  # a non-grid sweeper (ranges, intervals): its trials validate themselves
-    _write_sweep_file(Path(config.hydra.sweep.dir), swept=swept, total=len(jobs) if jobs else None)
+    sweep_dir = Path(config.hydra.sweep.dir)
+    _write_sweep_file(sweep_dir, swept=swept, total=len(jobs) if jobs else None, **_start_tracker(config, sweep_dir))
     if jobs is None:
         return
     checked_data: set[str] = set()
@@ -113,15 +116,55 @@ def _compose_jobs(loader, config: DictConfig, jobs: list[list[str]]):
         yield job_config
 
 
-def _write_sweep_file(sweep_dir: Path, swept: list[str], total: int | None) -> None:
-    """What every job of the sweep reads: the swept keys (for metrics.json) and the number of
-    jobs and the start time (for the progress line). Launchers may run jobs elsewhere, so a file."""
+def _write_sweep_file(sweep_dir: Path, swept: list[str], total: int | None, **extra: Any) -> None:
+    """What every job of the sweep reads: the swept keys (for metrics.json), the number of jobs
+    and the start time (for the progress line), and the tracker's parent run. Launchers may run
+    jobs elsewhere, so a file."""
     import json
     import time
 
     from runner.train import SWEEP_FILE, write_atomic
 
-    write_atomic(sweep_dir / SWEEP_FILE, json.dumps({"swept": swept, "total": total, "started": time.time()}))
+    facts = {"swept": swept, "total": total, "started": time.time(), **extra}
+    write_atomic(sweep_dir / SWEEP_FILE, json.dumps(facts))
+
+
+def _tracker_options(config: DictConfig) -> dict[str, Any] | None:
+    from omegaconf import OmegaConf
+
+    logger = config.get("logger")
+    if logger is None or logger.get("name") != "mlflow":
+        return None
+    return OmegaConf.to_container(logger, resolve=True)
+
+
+def _start_tracker(config: DictConfig, sweep_dir: Path) -> dict[str, Any]:
+    """With logger=mlflow: the sweep's parent run, whose id the variants' runs point to."""
+    options = _tracker_options(config)
+    if options is None:
+        return {}
+    from runner.loggers import check_logger, start_parent_run
+
+    check_logger(options)
+    return {"mlflow_parent_run_id": start_parent_run(options, sweep_dir, str(config.get("title")))}
+
+
+def _finish_tracker(config: DictConfig, sweep_dir: Path) -> None:
+    import json
+
+    from runner.train import SWEEP_FILE
+
+    options = _tracker_options(config)
+    if options is None:
+        return
+    from runner.loggers import finish_parent_run
+
+    try:
+        run_id = json.loads((sweep_dir / SWEEP_FILE).read_text(encoding="utf-8")).get("mlflow_parent_run_id")
+    except (OSError, ValueError):
+        return
+    if run_id:
+        finish_parent_run(options, run_id, sweep_dir)
 
 
 def _summarize(folder: Path) -> None:

@@ -48,6 +48,10 @@ def check_settings(cfg: DictConfig) -> dict[str, Any]:
     settings = settings_of(cfg)
     validate(settings)
     check_metric(settings["metric"])
+    if (settings.get("logger") or {}).get("name", "none") != "none":
+        from runner.loggers import check_logger
+
+        check_logger(settings["logger"])
     return settings
 
 
@@ -78,6 +82,7 @@ def run(cfg: DictConfig) -> float | None:
         swept=swept_values(cfg, sweep),
         job=hydra_cfg.job.get("num"),
         fingerprint=fingerprint,
+        sweep=sweep,
     )
     report_progress(hydra_cfg, sweep, settings["label"], record)
     return objective(record)
@@ -91,7 +96,7 @@ def objective(record: dict[str, Any]) -> float:
 
 
 # Knobs that change how a run is shown or logged, not what it computes.
-_NOT_FINGERPRINTED = {"label", "title", "metric", "results_dir", "resume"}
+_NOT_FINGERPRINTED = {"label", "title", "metric", "results_dir", "resume", "logger"}
 
 
 def config_fingerprint(settings: dict[str, Any]) -> str:
@@ -199,11 +204,19 @@ def swept_values(cfg: DictConfig, sweep: dict[str, Any]) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.create(values), resolve=True) if values else {}
 
 
-def fit_model(settings: dict[str, Any], split: Split, n_classes: int, name: str | None, history=None, telemetry=None):
+def fit_model(
+    settings: dict[str, Any],
+    split: Split,
+    n_classes: int,
+    name: str | None,
+    history=None,
+    telemetry=None,
+    callbacks: list | None = None,
+):
     """Seed, build, compile and fit; returns the Keras History (also on early NaN stop).
 
     `telemetry` is a TelemetryCallback; with one whose `gradients` is on, the model
-    records per-layer gradient statistics in its train_step.
+    records per-layer gradient statistics in its train_step. `callbacks` are added to fit's.
     """
     import keras
     import tensorflow as tf
@@ -230,7 +243,12 @@ def fit_model(settings: dict[str, Any], split: Split, n_classes: int, name: str 
         epochs=trainer["epochs"],
         shuffle=False,  # the pipeline reshuffles every epoch
         verbose=trainer["verbose"],
-        callbacks=[history, keras.callbacks.TerminateOnNaN(), *([telemetry] if telemetry is not None else [])],
+        callbacks=[
+            history,
+            keras.callbacks.TerminateOnNaN(),
+            *([telemetry] if telemetry is not None else []),
+            *(callbacks or []),
+        ],
     )
     return history
 
@@ -274,11 +292,19 @@ def train_variant(
     swept: dict[str, Any],
     job: int | None = None,
     fingerprint: str | None = None,
+    sweep: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one variant and write history.csv and metrics.json into `output_dir`."""
+    """Train one variant and write history.csv and metrics.json into `output_dir` (and to the
+    experiment tracker, where `logger` names one)."""
     import keras
 
     from runner.telemetry import TelemetryCallback, summarize_diagnostics
+
+    tracker = None
+    if (settings.get("logger") or {}).get("name", "none") != "none":
+        from runner.loggers import open_logger
+
+        tracker = open_logger(settings, output_dir, swept, sweep or {})
 
     history = keras.callbacks.History()
     options = settings.get("telemetry") or {}
@@ -289,7 +315,15 @@ def train_variant(
     error = None
     started = time.perf_counter()
     try:
-        fit_model(settings, split, dataset.n_classes, settings["label"], history=history, telemetry=telemetry)
+        fit_model(
+            settings,
+            split,
+            dataset.n_classes,
+            settings["label"],
+            history=history,
+            telemetry=telemetry,
+            callbacks=tracker.callbacks() if tracker is not None else None,
+        )
     except Exception as exc:  # a failed variant is data, not a crash
         error = f"{type(exc).__name__}: {exc}"
         write_atomic(output_dir / "error.txt", traceback.format_exc())
@@ -322,6 +356,11 @@ def train_variant(
     )
     write_history(output_dir / HISTORY_FILE, epochs)
     write_atomic(output_dir / METRICS_FILE, json.dumps(_finite_or_none(record), indent=2) + "\n")
+    if tracker is not None:
+        try:
+            tracker.finish(_finite_or_none(record), output_dir)
+        except Exception as exc:  # the results are on disk; a tracker's hiccup must not lose them
+            log.warning("%s: could not write to %s: %s", settings["label"], settings["logger"]["name"], exc)
     log.debug(
         "%s: %s, val_accuracy %s after %d epochs (%.1f s)",
         settings["label"],
