@@ -25,7 +25,7 @@ EXPERIMENTS = {
     "batch_size": ("trainer.batch_size", "16,32,48,64,80,96,112", "Batch-Size-16"),
     "layers": ("model.depth", "1,2,3,4,5", "Layers-1"),
     "nodes": ("model.width", "8,16,24,32", "Nodes-8"),
-    "regularizer": ("model.regularizer", "l1,l2,l1l2", "Regularizer-l1"),
+    "regularizer": ("model.regularizer", "none,l1,l2,l1l2", "Regularizer-none"),
     "dropout": ("model.dropout_rate", "0.0,0.1,0.2,0.5", "Dropout-0.0"),
 }
 # The deep-network experiments: their sweep and one label each must produce.
