@@ -168,10 +168,10 @@ def _finish_tracker(config: DictConfig, sweep_dir: Path) -> None:
 
 
 def _summarize(folder: Path) -> None:
-    from runner.compare import CompareError, print_summary, summarize_sweep
+    from runner.compare import CompareError, current_summary, print_summary, summarize_sweep
 
     try:
-        result = summarize_sweep(folder)
+        result = current_summary(folder) or summarize_sweep(folder)
     except CompareError:
         return  # nothing was trained (e.g. the run stopped on a config error)
     print_summary(result)

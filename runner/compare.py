@@ -315,6 +315,22 @@ def summarize_sweep(folder: Path) -> SweepSummary:
     return result
 
 
+def current_summary(folder: Path) -> SweepSummary | None:
+    """The summary already on disk, where no variant finished after it was written (a sweep
+    resumed with nothing left to run); None where it must be rebuilt."""
+    folder = Path(folder)
+    summary, runs = folder / "summary.csv", folder / "runs.csv"
+    finished = [path.stat().st_mtime for path in folder.glob(f"*/{METRICS_FILE}")]
+    if not (summary.is_file() and runs.is_file() and finished) or summary.stat().st_mtime < max(finished):
+        return None
+    table = pd.read_csv(summary)
+    if table["runs"].sum() != len(finished):
+        return None
+    metric = str(pd.read_csv(runs, usecols=["metric"])["metric"].iloc[0])
+    files = sorted(folder.glob("*.csv")) + sorted(folder.glob("*.png"))
+    return SweepSummary(folder=folder, runs=pd.DataFrame(), summary=table, metric=metric, files=files)
+
+
 def print_summary(result: SweepSummary) -> None:
     """The ranking of a sweep and where its files are, for the console."""
     metric = result.metric

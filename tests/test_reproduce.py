@@ -48,10 +48,14 @@ def test_running_reproduce_again_skips_every_finished_variant(reproduced):
         folder / "out" / "normalization" / "reproduce" / "model.normalization=batch,trainer.epochs=2,trainer.seed=0"
     )
     mtime = (before / "history.csv").stat().st_mtime
+    plot = before.parent / "val_accuracy.png"
+    plotted = plot.stat().st_mtime
     done = run_cli("reproduce", *ARGUMENTS, cwd=folder)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("done earlier, skipped") == 12  # 4 + 8 variants, none trained again
     assert (before / "history.csv").stat().st_mtime == mtime
+    assert plot.stat().st_mtime == plotted  # nothing new: the summary on disk is shown, not redrawn
+    assert done.stdout.count("Ranked by final") == 2
 
 
 @pytest.mark.skipif(
