@@ -72,14 +72,19 @@ class Claim:
 # ---------------------------------------------------------------- loading
 
 
+REPRODUCE_DIR = "reproduce"  # where `python -m runner reproduce` puts each experiment's sweep
+NOT_EXPERIMENTS = {REPORT_DIR, "mlartifacts", "mlruns"}
+
+
 def find_sweeps(root: Path) -> dict[str, Path]:
-    """The newest sweep folder of each experiment under `root` (results/<experiment>/<sweep>/),
-    newest by its last finished variant."""
+    """The sweep folder of each experiment under `root` (results/<experiment>/<sweep>/) that the
+    report shows: the one `reproduce` wrote, else the newest by its last finished variant."""
     sweeps: dict[str, Path] = {}
-    for experiment_dir in sorted(path for path in root.iterdir() if path.is_dir() and path.name != REPORT_DIR):
+    for experiment_dir in sorted(path for path in root.iterdir() if path.is_dir() and path.name not in NOT_EXPERIMENTS):
         candidates = [path for path in experiment_dir.iterdir() if path.is_dir() and find_runs(path)]
+        reproduced = [path for path in candidates if path.name == REPRODUCE_DIR]
         if candidates:
-            sweeps[experiment_dir.name] = max(candidates, key=_last_finished)
+            sweeps[experiment_dir.name] = reproduced[0] if reproduced else max(candidates, key=_last_finished)
     return sweeps
 
 
@@ -609,7 +614,14 @@ def build_report(root: Path) -> Path:
             f"No results in {root}: no folder like {root}/<experiment>/<sweep>/ holds a finished variant. "
             "Run `python -m runner reproduce` (or a sweep) first, or give the results folder."
         )
-    experiments = {name: load_experiment(name, folder) for name, folder in sweeps.items()}
+    experiments = {}
+    for name, folder in sweeps.items():
+        try:
+            experiments[name] = load_experiment(name, folder)
+        except (CompareError, KeyError, ValueError) as error:  # not a runner sweep after all
+            print(f"Skipped {folder}: {error}", file=sys.stderr)
+    if not experiments:
+        raise ReportError(f"No readable sweep in {root}: see the folders skipped above.")
     claims = assess_claims(experiments)
     out = root / REPORT_DIR
     images = out / "images"

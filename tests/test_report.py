@@ -151,3 +151,13 @@ def test_every_claim_names_an_experiment_that_exists(name):
     (names,) = [experiments for text, experiments, *_ in CLAIMS if text == name]
     for experiment in names:
         assert (REPO / "runner" / "conf" / "experiment" / f"{experiment}.yaml").is_file()
+
+
+def test_the_report_shows_the_reproduced_sweep_over_a_newer_single_run(tmp_path):
+    normalization(tmp_path, batch=[[0.7, 0.95]] * 3, none=[[0.3, 0.5]] * 3)
+    later = tmp_path / "normalization" / "2099-01-01_00-00-00"
+    fake_variant(later, {"model.normalization": "batch"}, "Normalization-batch", 42, [0.1, 0.2])
+    (tmp_path / "mlartifacts" / "1" / "abc").mkdir(parents=True)  # an MLflow store beside the results
+    text = build_report(tmp_path).read_text()
+    assert "python -m runner -m experiment=normalization trainer.seed=0,1,2" in text
+    assert "mlartifacts" not in text
