@@ -4,22 +4,26 @@
 
 Runs the base network on Iris through the same code a sweep's worker runs (train_variant,
 telemetry on, artifacts written), and prints the peak resident memory after variant 10 and
-after the last one. TensorFlow is known to leak across models unless sessions are cleared;
-the target is growth < 100 MB.
+after the last one, in two separate processes (peak RSS only grows, so one process per case):
+
+- seeds: every variant a new seed and learning rate, as in a sweep's seeds or a learning-rate
+  sweep; the worker reuses its compiled model (runner.train.compiled_model);
+- structures: every variant a different network from the one before (alternating hidden
+  layer widths), so each needs a newly traced model, the case Keras leaks in
+  (keras-team/keras#17458).
+
+TensorFlow is known to leak across models unless sessions are cleared; the target is growth
+< 100 MB.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-import runner  # noqa: F401
-from runner.config import default_settings
-from runner.data import load_dataset, split_dataset
-from runner.train import train_variant
 
 
 def peak_rss_mb() -> float:
@@ -28,10 +32,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", type=int, default=100)
-    args = parser.parse_args()
+def run_case(case: str, variants: int) -> None:
+    import runner  # noqa: F401
+    from runner.config import default_settings
+    from runner.data import load_dataset, split_dataset
+    from runner.train import train_variant
 
     settings = default_settings()
     settings.update(name="memory", title="Memory", label="Base", metric="accuracy",
@@ -39,16 +44,35 @@ def main() -> None:
     dataset = load_dataset(settings["data"])
     at_ten = None
     with tempfile.TemporaryDirectory() as scratch:
-        for number in range(1, args.variants + 1):
+        for number in range(1, variants + 1):
             settings["trainer"]["seed"] = number
+            if case == "seeds":
+                settings["optimizer"]["learning_rate"] = 0.001 * (1 + number % 5)
+            else:
+                settings["model"]["hidden_nodes"] = [32, 64] if number % 2 else [32, 48]
             split = split_dataset(dataset, settings["trainer"]["validation_split"], number)
             train_variant(settings, dataset, split, Path(scratch) / str(number), swept={})
             if number == 10:
                 at_ten = peak_rss_mb()
-                print(f"peak RSS after variant 10: {at_ten:.0f} MB", flush=True)
     final = peak_rss_mb()
-    print(f"peak RSS after variant {args.variants}: {final:.0f} MB")
-    print(f"growth from variant 10 to {args.variants}: {final - at_ten:.0f} MB (target < 100 MB)")
+    print(f"{case:<10} peak RSS after variant 10: {at_ten:5.0f} MB, after variant {variants}: {final:5.0f} MB, "
+          f"growth {final - at_ten:4.0f} MB ({(final - at_ten) / (variants - 10):.2f} MB per variant)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", type=int, default=100)
+    parser.add_argument("--case", choices=["seeds", "structures"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        run_case(args.case, args.variants)
+        return
+    for case in ("seeds", "structures"):
+        done = subprocess.run(
+            [sys.executable, __file__, "--case", case, "--variants", str(args.variants)], capture_output=True, text=True
+        )
+        print(done.stdout.strip() or done.stderr[-2000:], flush=True)
+    print("target: growth < 100 MB")
 
 
 if __name__ == "__main__":

@@ -219,22 +219,10 @@ def fit_model(
     records per-layer gradient statistics in its train_step. `callbacks` are added to fit's.
     """
     import keras
-    import tensorflow as tf
-
-    from runner.model import build_model, build_optimizer
 
     trainer = settings["trainer"]
-    _clear_session(keras)
-    keras.utils.set_random_seed(trainer["seed"])
-    tf.config.experimental.enable_op_determinism()
-
     gradients = telemetry is not None and telemetry.gradients
-    model = build_model(settings["model"], split.x_train.shape[1], n_classes, name=name, telemetry=gradients)
-    model.compile(
-        optimizer=build_optimizer(settings["optimizer"]),
-        loss=trainer["loss"],
-        metrics=list(trainer["metrics"]),
-    )
+    model = compiled_model(settings, split.x_train.shape[1], n_classes, name, gradients)
     history = history if history is not None else keras.callbacks.History()
     train, validation = input_pipeline(split, n_classes, trainer["batch_size"], trainer["seed"])
     model.fit(
@@ -251,6 +239,57 @@ def fit_model(
         ],
     )
     return history
+
+
+# The last compiled model of this process, by the signature of what its traced steps depend on.
+_last_compiled: dict[str, Any] = {}
+
+
+def compiled_model(settings: dict[str, Any], n_features: int, n_classes: int, name: str | None, gradients: bool):
+    """A compiled model in exactly the state a fresh build with this seed has.
+
+    Where only the seed or the learning rate differ from the previous variant of this process
+    (a sweep's seeds, a learning-rate sweep), the previous model is reused with the weights,
+    random-generator states and optimizer variables of a fresh build assigned to it, so its
+    traced train and test steps are reused too: tracing is most of a small variant's time, and
+    each traced model leaks memory in Keras (keras-team/keras#17458). The histories are
+    identical to a fresh build's (tests/test_cli.py checks parallel against sequential).
+    """
+    import keras
+    import tensorflow as tf
+
+    from runner.model import build_model, build_optimizer
+
+    trainer = settings["trainer"]
+    optimizer = {key: value for key, value in settings["optimizer"].items() if key != "learning_rate"}
+    signature = json.dumps(
+        [settings["model"], optimizer, trainer["loss"], trainer["metrics"], n_features, n_classes, gradients],
+        sort_keys=True,
+        default=str,
+    )
+    reused = _last_compiled.pop(signature, None)
+    if reused is None:
+        _last_compiled.clear()
+        _clear_session(keras)
+    keras.utils.set_random_seed(trainer["seed"])
+    tf.config.experimental.enable_op_determinism()
+    model = build_model(settings["model"], n_features, n_classes, name=name, telemetry=gradients)
+    if reused is None:
+        model.compile(
+            optimizer=build_optimizer(settings["optimizer"]), loss=trainer["loss"], metrics=list(trainer["metrics"])
+        )
+    else:
+        for target, source in zip(reused.variables, model.variables, strict=True):
+            target.assign(source)
+        fresh = build_optimizer(settings["optimizer"])
+        fresh.build(reused.trainable_variables)
+        if not reused.optimizer.built:
+            reused.optimizer.build(reused.trainable_variables)
+        for target, source in zip(reused.optimizer.variables, fresh.variables, strict=True):
+            target.assign(source)
+        model = reused
+    _last_compiled[signature] = model
+    return model
 
 
 _COLLECT_EVERY = 5
@@ -325,6 +364,7 @@ def train_variant(
             callbacks=tracker.callbacks() if tracker is not None else None,
         )
     except Exception as exc:  # a failed variant is data, not a crash
+        _last_compiled.clear()  # never reuse a model whose fit broke off
         error = f"{type(exc).__name__}: {exc}"
         write_atomic(output_dir / "error.txt", traceback.format_exc())
     seconds = time.perf_counter() - started

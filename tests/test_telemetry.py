@@ -112,3 +112,31 @@ def test_residual_connections_skip_equal_width_layers():
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     assert [layer.name for layer in adds] == ["residual_2", "residual_4"]
     assert model.output_shape == (None, 3)
+
+
+def test_a_reused_compiled_model_trains_exactly_like_a_fresh_one(digits):
+    """A worker reuses its last compiled model where only the seed or the learning rate change:
+    the histories and the telemetry must be those of a fresh build."""
+    import runner.train
+
+    settings = deep_settings(dropout_rate=0.2, normalization="batch")
+    settings["optimizer"] = group_option("optimizer", "adagrad")  # slots that do not start at zero
+
+    def train(seed, learning_rate):
+        settings["trainer"].update(seed=seed, epochs=2)
+        settings["optimizer"]["learning_rate"] = learning_rate
+        telemetry = TelemetryCallback(digits.x_val[:64], "relu", gradients=True)
+        history = fit_model(settings, digits, 10, "reuse", telemetry=telemetry)
+        return history.history, telemetry.rows
+
+    runner.train._last_compiled.clear()
+    fresh = train(seed=1, learning_rate=0.05)
+    first = runner.train._last_compiled.copy()
+    other = train(seed=2, learning_rate=0.01)
+    assert list(runner.train._last_compiled.values()) == list(first.values())  # the same model, reused
+    again = train(seed=1, learning_rate=0.05)
+    assert again == fresh
+    assert other[0]["loss"] != fresh[0]["loss"]
+
+    runner.train._last_compiled.clear()
+    assert train(seed=2, learning_rate=0.01) == other  # fresh build of what was reused
