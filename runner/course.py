@@ -138,7 +138,8 @@ def create_and_run_model(model_config: dict[str, Any], X: Any, Y: Any, model_nam
         features, labels, settings["trainer"]["validation_split"], settings["trainer"]["seed"]
     )
     split = Split(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
-    return fit_model(settings, split, n_classes, model_name)
+    # A new model each call: the notes keep each history, and history.model with it.
+    return fit_model(settings, split, n_classes, model_name, reuse=False)
 
 
 def plot_graph(measures: dict[str, list[float]], title: str, folder: str | Path = "results") -> Path:

@@ -212,17 +212,23 @@ def fit_model(
     history=None,
     telemetry=None,
     callbacks: list | None = None,
+    reuse: bool = True,
 ):
     """Seed, build, compile and fit; returns the Keras History (also on early NaN stop).
 
     `telemetry` is a TelemetryCallback; with one whose `gradients` is on, the model
     records per-layer gradient statistics in its train_step. `callbacks` are added to fit's.
+    `reuse=False` always builds a new model (one the caller may keep, e.g. as history.model).
     """
     import keras
 
     trainer = settings["trainer"]
     gradients = telemetry is not None and telemetry.gradients
+    if not reuse:
+        _last_compiled.clear()
     model = compiled_model(settings, split.x_train.shape[1], n_classes, name, gradients)
+    if not reuse:
+        _last_compiled.clear()
     history = history if history is not None else keras.callbacks.History()
     train, validation = input_pipeline(split, n_classes, trainer["batch_size"], trainer["seed"])
     model.fit(

@@ -64,6 +64,11 @@ def test_notes_knobs_reach_the_model():
     assert float(history.model.layers[0].kernel_regularizer.l2) == pytest.approx(0.01)
     assert len(history.history["accuracy"]) == 1
 
+    model_config["LEARNING_RATE"] = 0.01  # the same network again: the notes keep both models
+    again = create_and_run_model(model_config, X, Y, "Knobs-0.01")
+    assert again.model is not history.model
+    assert float(history.model.optimizer.learning_rate) == pytest.approx(0.001)
+
 
 @pytest.mark.parametrize(
     ("change", "message"),
