@@ -114,6 +114,17 @@ def run_command(arguments: list[str]) -> None:
         train_app()
 
 
+def release_workers() -> None:
+    """Stop the joblib launcher's idle worker processes now rather than at interpreter exit,
+    where loky shuts them down gracefully, which with TensorFlow loaded takes most of a second.
+    Every result is on disk by now."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
 def main() -> None:
     """The `runner` command: a training run or sweep (Hydra's command line), or one of the
     subcommands `reproduce` (every experiment, three seeds, then the report) and `report`
@@ -124,5 +135,8 @@ def main() -> None:
 
         sys.exit(report_main(arguments[1:]))
     if arguments[:1] == ["reproduce"]:
-        sys.exit(reproduce(arguments[1:]))
+        code = reproduce(arguments[1:])
+        release_workers()
+        sys.exit(code)
     run_command(arguments)
+    release_workers()
