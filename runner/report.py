@@ -54,6 +54,7 @@ class Experiment:
     question: str
     command: str
     runs: pd.DataFrame
+    histories: pd.DataFrame
     table: pd.DataFrame
     target: float
     chance: float | None
@@ -113,6 +114,7 @@ def load_experiment(name: str, folder: Path) -> Experiment:
         question=experiment_question(name),
         command=command,
         runs=runs,
+        histories=histories,
         table=pd.DataFrame(),
         target=target,
         chance=majority_share(folder, runs),
@@ -309,7 +311,7 @@ def claim_learning_rate(runs: Runs) -> tuple[str, list[str]]:
         return "needs at least three learning rates", []
     smallest, largest = rates[0], rates[-1]
     # The reference: the rate in between with the best validation accuracy over all epochs.
-    histories = load_histories(runs.experiment.folder, runs.frame)
+    histories = runs.experiment.histories
     val = histories[histories["metric"] == "val_accuracy"]
     area = val.groupby("run")["value"].mean()
     middle = runs.frame[runs.frame[column].astype(float).between(smallest, largest, inclusive="neither")]
@@ -561,11 +563,9 @@ def assess_claims(experiments: dict[str, Experiment]) -> list[Claim]:
             claim.evidence = f"no results for {claim.experiment}: run `python -m runner reproduce`"
         else:
             try:
-                if measure is claim_regularization:
-                    found = [Runs(experiments[name]) if name in experiments else None for name in names]
-                    claim.evidence, parts = measure(*found)
-                else:
-                    claim.evidence, parts = measure(Runs(experiments[names[0]]))
+                # One argument per experiment the claim names; None for one without results.
+                found = [Runs(experiments[name]) if name in experiments else None for name in names]
+                claim.evidence, parts = measure(*found)
             except (KeyError, ValueError, StopIteration) as error:
                 claim.evidence, parts = f"not measurable from these results ({error})", []
             claim.verdict = combine(parts)
