@@ -67,12 +67,8 @@ def check_sweep(config: DictConfig) -> None:
         (jobs,) = BasicSweeper.split_arguments(overrides, None)
     except HydraException:
         jobs = None  # a non-grid sweeper (ranges, intervals): its trials validate themselves
-    sweep_dir = Path(config.hydra.sweep.dir)
-    _write_sweep_file(sweep_dir, swept=swept, total=len(jobs) if jobs else None, **_start_tracker(config, sweep_dir))
-    if jobs is None:
-        return
     checked_data: set[str] = set()
-    for job_config in _compose_jobs(loader, config, jobs):
+    for job_config in _compose_jobs(loader, config, jobs or []):
         HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
         settings = check_settings(job_config)
         data_key = repr((settings["data"], settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
@@ -83,6 +79,9 @@ def check_sweep(config: DictConfig) -> None:
             )
             checked_data.add(data_key)
     HydraConfig.instance().set_config(config)
+    # Only once every job is valid: the tracker's parent run, then the file the jobs read.
+    sweep_dir = Path(config.hydra.sweep.dir)
+    _write_sweep_file(sweep_dir, swept=swept, total=len(jobs) if jobs else None, **_start_tracker(config, sweep_dir))
 
 
 def _compose_jobs(loader, config: DictConfig, jobs: list[list[str]]):

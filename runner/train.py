@@ -224,11 +224,7 @@ def fit_model(
 
     trainer = settings["trainer"]
     gradients = telemetry is not None and telemetry.gradients
-    if not reuse:
-        _last_compiled.clear()
-    model = compiled_model(settings, split.x_train.shape[1], n_classes, name, gradients)
-    if not reuse:
-        _last_compiled.clear()
+    model = compiled_model(settings, split.x_train.shape[1], n_classes, name, gradients, reuse=reuse)
     history = history if history is not None else keras.callbacks.History()
     train, validation = input_pipeline(split, n_classes, trainer["batch_size"], trainer["seed"])
     model.fit(
@@ -251,7 +247,9 @@ def fit_model(
 _last_compiled: dict[str, Any] = {}
 
 
-def compiled_model(settings: dict[str, Any], n_features: int, n_classes: int, name: str | None, gradients: bool):
+def compiled_model(
+    settings: dict[str, Any], n_features: int, n_classes: int, name: str | None, gradients: bool, reuse: bool = True
+):
     """A compiled model in exactly the state a fresh build with this seed has.
 
     Where only the seed or the learning rate differ from the previous variant of this process
@@ -259,7 +257,7 @@ def compiled_model(settings: dict[str, Any], n_features: int, n_classes: int, na
     random-generator states and optimizer variables of a fresh build assigned to it, so its
     traced train and test steps are reused too: tracing is most of a small variant's time, and
     each traced model leaks memory in Keras (keras-team/keras#17458). The histories are
-    identical to a fresh build's (tests/test_cli.py checks parallel against sequential).
+    identical to a fresh build's (tests/test_telemetry.py compares them). `reuse=False` builds anew.
     """
     import keras
     import tensorflow as tf
@@ -273,7 +271,7 @@ def compiled_model(settings: dict[str, Any], n_features: int, n_classes: int, na
         sort_keys=True,
         default=str,
     )
-    reused = _last_compiled.pop(signature, None)
+    reused = _last_compiled.pop(signature, None) if reuse else None
     if reused is None:
         _last_compiled.clear()
         _clear_session(keras)
@@ -294,7 +292,8 @@ def compiled_model(settings: dict[str, Any], n_features: int, n_classes: int, na
         for target, source in zip(reused.optimizer.variables, fresh.variables, strict=True):
             target.assign(source)
         model = reused
-    _last_compiled[signature] = model
+    if reuse:
+        _last_compiled[signature] = model
     return model
 
 
