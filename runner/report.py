@@ -226,6 +226,8 @@ class Stat:
     def __str__(self) -> str:
         if not len(self.values):
             return f"{self.label} n/a"
+        if len(self.values) == 1:
+            return f"{self.label} {_number(self.mean)} (one seed)"
         return f"{self.label} {_number(self.mean)} ± {_number(self.std)}"
 
 
@@ -241,8 +243,9 @@ def _number(value: float) -> str:
 
 def compare(better: Stat, worse: Stat, higher_is_better: bool = True) -> str:
     """'yes' where `better` beats `worse` by more than the larger of their spreads over seeds,
-    'no' where it is behind by more than that, 'tie' in between or without data."""
-    if not len(better.values) or not len(worse.values):
+    'no' where it is behind by more than that, 'tie' in between, and without the data to tell:
+    a side with fewer than two seeds has no spread to judge the difference by."""
+    if len(better.values) < 2 or len(worse.values) < 2:
         return "tie"
     difference = better.mean - worse.mean if higher_is_better else worse.mean - better.mean
     spread = max(better.std, worse.std)
@@ -649,9 +652,9 @@ def _intro(root: Path, experiments: dict[str, Experiment]) -> str:
 METHOD = (
     "A verdict is computed from the results below: a comparison holds when the difference of the means exceeds "
     "the larger of the two standard deviations over seeds, is reversed when it falls short by more than that, "
-    "and is a tie otherwise. A claim is supported when all its comparisons hold, not supported when any is "
-    "reversed, and inconclusive otherwise. Training accuracy is Keras' average over each epoch's batches, with "
-    "dropout active."
+    "and is a tie otherwise; with a single seed on either side there is no spread, and it is a tie. A claim is "
+    "supported when all its comparisons hold, not supported when any is reversed, and inconclusive otherwise. "
+    "Training accuracy is Keras' average over each epoch's batches, with dropout active."
 )
 
 
@@ -715,7 +718,10 @@ def _html_table(experiment: Experiment) -> str:
             flagged = column == "status" and record[column] != "completed"
             cells.append(f'<td class="flag">{text}</td>' if flagged else f"<td>{text}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    target = f"90% of best = {experiment.target:.3f} val_accuracy" if math.isfinite(experiment.target) else ""
+    metric = str(experiment.runs["metric"].iloc[0])
+    target = f"Ranked by final {metric}, the experiment's metric."
+    if math.isfinite(experiment.target):
+        target += f" 90% of best = {experiment.target:.3f} val_accuracy."
     body = "".join(rows[1:])
     table = f'<table class="variants"><thead>{rows[0]}</thead><tbody>{body}</tbody></table>'
     return f'{table}<p class="muted">{e(target)}</p>'

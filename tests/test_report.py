@@ -161,3 +161,13 @@ def test_the_report_shows_the_reproduced_sweep_over_a_newer_single_run(tmp_path)
     text = build_report(tmp_path).read_text()
     assert "python -m runner -m experiment=normalization trainer.seed=0,1,2" in text
     assert "mlartifacts" not in text
+
+
+def test_a_single_seed_gives_no_verdict_on_a_comparison(tmp_path):
+    sweep = tmp_path / "optimizer" / "2026-01-01_00-00-00"
+    fake_variant(sweep, {"optimizer": "sgd"}, "Optimizer-sgd", 42, [0.5])
+    for name in ("rmsprop", "adam"):
+        fake_variant(sweep, {"optimizer": name}, f"Optimizer-{name}", 42, [0.9])
+    adaptive = claim(claims_of(tmp_path), "Adaptive optimizers")
+    assert adaptive["verdict"] == "inconclusive"
+    assert "rmsprop 0.9 (one seed)" in adaptive["evidence"]
