@@ -425,12 +425,15 @@ def claim_dying_relu(runs: Runs) -> tuple[str, list[str]]:
 def claim_clipping(runs: Runs) -> tuple[str, list[str]]:
     frame = runs.frame
     baseline = runs.where(clipping="none")
-    clipped = frame[frame["run"].isin(baseline["run"]) == False]  # noqa: E712
+    clipped = frame[~frame["run"].isin(baseline["run"])]
     base_diverged = int((baseline["status"] == "diverged").sum())
     per_kind = clipped.groupby("clipping")["status"].apply(lambda s: int((s == "diverged").sum()))
     evidence = f"without clipping {base_diverged} of {len(baseline)} seeds diverged; with clipping: " + ", ".join(
         f"{kind} {count} of {int((clipped['clipping'] == kind).sum())}" for kind, count in per_kind.items()
     )
+    if not clipped.empty:
+        accuracy = clipped.groupby("clipping")["final_val_accuracy"].mean()
+        evidence += f" (they then reach a final val_accuracy of {_number(accuracy.min())} to {_number(accuracy.max())})"
     if baseline.empty or clipped.empty:
         return evidence, []
     baseline_fails = "yes" if base_diverged else "tie"  # nothing to prevent if the baseline never diverged
