@@ -7,6 +7,7 @@ python -m runner report results        # writes results/report/index.html and re
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import json
 import math
@@ -22,6 +23,7 @@ from runner.compare import (
     DIAGNOSTIC_PLOTS,
     PLOTTED_METRICS,
     CompareError,
+    current_summary,
     find_runs,
     load_histories,
     load_runs,
@@ -35,6 +37,7 @@ SEEDS = (0, 1, 2)
 PLOTS = [f"{metric}.png" for metric in PLOTTED_METRICS] + ["gradient_norms.png", *DIAGNOSTIC_PLOTS]
 TARGET_SHARE = 0.9  # "epochs to reach 90% of the best"
 CHANCE_MARGIN = 0.05  # an accuracy within this of the majority-class share counts as chance
+DYING_SHARE = 0.05  # ReLU units "die" at high rates where at least this share of them is dead
 VANISHED = 0.1  # first hidden layer's gradient norm below a tenth of the output layer's
 EXPLODED = 10.0
 
@@ -94,7 +97,7 @@ def _last_finished(folder: Path) -> float:
 
 
 def load_experiment(name: str, folder: Path) -> Experiment:
-    if _stale(folder):
+    if current_summary(folder) is None:
         summarize_sweep(folder)  # tables and plots of a sweep that was interrupted or resumed
     runs = load_runs(folder)
     histories = load_histories(folder, runs)
@@ -124,11 +127,6 @@ def load_experiment(name: str, folder: Path) -> Experiment:
     return experiment
 
 
-def _stale(folder: Path) -> bool:
-    summary = folder / "summary.csv"
-    return not summary.is_file() or summary.stat().st_mtime < _last_finished(folder)
-
-
 def experiment_question(name: str) -> str:
     """The question an experiment answers: the first comment line of its file in conf/."""
     path = CONFIG_DIR / "experiment" / f"{name}.yaml"
@@ -144,15 +142,22 @@ def majority_share(folder: Path, runs: pd.DataFrame) -> float | None:
     """Accuracy of always answering the most common class: what "chance" means for this data."""
     from omegaconf import OmegaConf
 
-    from runner.data import DataError, load_dataset
-
     config = next(
         (folder / run / "config.yaml" for run in runs["run"] if (folder / run / "config.yaml").is_file()), None
     )
     if config is None:
         return None
+    data = OmegaConf.to_container(OmegaConf.load(config).data, resolve=True)
+    return _majority_share(json.dumps(data, sort_keys=True))
+
+
+@functools.cache
+def _majority_share(data: str) -> float | None:
+    """Per data set, once: most experiments share Iris or Digits."""
+    from runner.data import DataError, load_dataset
+
     try:
-        dataset = load_dataset(OmegaConf.to_container(OmegaConf.load(config).data, resolve=True))
+        dataset = load_dataset(json.loads(data))
     except (DataError, OSError, ValueError):
         return None
     return float(pd.Series(dataset.labels).value_counts(normalize=True).max())
@@ -307,9 +312,16 @@ def _epochs(runs: Runs, label: str, **values) -> Stat:
     return Stat(label, pd.to_numeric(epochs, errors="coerce"))
 
 
+def _rates(runs: Runs) -> dict[float, str]:
+    """The swept learning rates, ascending, each with its value as the runs record it."""
+    values = runs.frame.get("optimizer.learning_rate", pd.Series()).dropna().map(str)
+    return {float(text): text for text in sorted(set(values), key=float)}
+
+
 def claim_learning_rate(runs: Runs) -> tuple[str, list[str]]:
     column = "optimizer.learning_rate"
-    rates = sorted({float(rate) for rate in runs.frame.get(column, pd.Series()).dropna()})
+    texts = _rates(runs)
+    rates = list(texts)
     if len(rates) < 3:
         return "needs at least three learning rates", []
     smallest, largest = rates[0], rates[-1]
@@ -322,24 +334,20 @@ def claim_learning_rate(runs: Runs) -> tuple[str, list[str]]:
     swings = val.sort_values("epoch").groupby("run")["value"].apply(lambda values: values.diff().abs().mean())
 
     def of(rate: float) -> pd.DataFrame:
-        return runs.where(optimizer__learning_rate=_rate_text(runs, rate))
+        return runs.where(optimizer__learning_rate=texts[rate])
 
     big = of(largest)
     diverged = int((big["status"] == "diverged").sum())
     swing_big = Stat(f"lr={largest:g}", big["run"].map(swings).dropna())
     swing_good = Stat(f"lr={good:g}", of(good)["run"].map(swings).dropna())
-    slow = _epochs(runs, f"lr={smallest:g}", optimizer__learning_rate=_rate_text(runs, smallest))
-    fast = _epochs(runs, f"lr={good:g}", optimizer__learning_rate=_rate_text(runs, good))
+    slow = _epochs(runs, f"lr={smallest:g}", optimizer__learning_rate=texts[smallest])
+    fast = _epochs(runs, f"lr={good:g}", optimizer__learning_rate=texts[good])
     unstable = "yes" if diverged else compare(swing_big, swing_good)
     evidence = (
         f"largest rate: {diverged} of {len(big)} seeds diverged; mean change of val_accuracy from one epoch to the "
         f"next: {swing_big}, {swing_good} (the best rate in between). Epochs to 90% of best: {slow}, {fast}"
     )
     return evidence, [unstable, compare(slow, fast)]
-
-
-def _rate_text(runs: Runs, rate: float) -> str:
-    return next(value for value in runs.frame["optimizer.learning_rate"].map(str) if float(value) == rate)
 
 
 def claim_adaptive_optimizers(runs: Runs) -> tuple[str, list[str]]:
@@ -400,10 +408,10 @@ def claim_activation_ranking(runs: Runs) -> tuple[str, list[str]]:
 
 
 def claim_dying_relu(runs: Runs) -> tuple[str, list[str]]:
-    rates = sorted({float(rate) for rate in runs.frame.get("optimizer.learning_rate", pd.Series()).dropna()})
+    rates = _rates(runs)
     if not rates:
         return "no learning rates in this sweep", []
-    rate = _rate_text(runs, rates[-1])
+    rate = rates[max(rates)]
     dead = {
         name: runs.stat("dead_fraction_final", name, model__hidden_activation=name, optimizer__learning_rate=rate)
         for name in ("relu", "leaky_relu", "elu")
@@ -412,7 +420,7 @@ def claim_dying_relu(runs: Runs) -> tuple[str, list[str]]:
         name: runs.stat("final_val_accuracy", name, model__hidden_activation=name, optimizer__learning_rate=rate)
         for name in ("relu", "leaky_relu", "elu")
     }
-    relu_dies = "yes" if dead["relu"].mean >= CHANCE_MARGIN else "tie"  # nothing to avoid if no unit died
+    relu_dies = "yes" if dead["relu"].mean >= DYING_SHARE else "tie"  # nothing to avoid if no unit died
     evidence = (
         f"at lr={rate}, dead hidden units at the end (fraction): {', '.join(map(str, dead.values()))}; "
         f"final val_accuracy: {', '.join(map(str, accuracy.values()))}"
@@ -528,7 +536,7 @@ CLAIMS = [
     (
         "Leaky ReLU and ELU avoid dying units at high learning rates.",
         ["dying_relu"],
-        f"at the highest rate, relu ends with at least {CHANCE_MARGIN:.0%} dead units and leaky_relu and elu "
+        f"at the highest rate, relu ends with at least {DYING_SHARE:.0%} dead units and leaky_relu and elu "
         "each with fewer",
         claim_dying_relu,
     ),
