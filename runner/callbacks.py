@@ -14,9 +14,11 @@ from runner.config import ConfigError
 
 
 class SummarizeSweep(Callback):
+    parent_run_id: str | None = None  # the tracker's run for the whole sweep (logger=mlflow)
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            check_sweep(config)
+            self.parent_run_id = check_sweep(config).get("mlflow_parent_run_id")
         except (ConfigError, OmegaConfBaseException) as error:
             # Hydra turns exceptions in callbacks into warnings; a user mistake must stop the sweep.
             cause = _user_error(error)
@@ -28,7 +30,11 @@ class SummarizeSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         _summarize(sweep_dir)
-        _finish_tracker(config, sweep_dir)
+        options = _tracker_options(config)
+        if options is not None and self.parent_run_id:
+            from runner.loggers import finish_parent_run
+
+            finish_parent_run(options, self.parent_run_id, sweep_dir)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         _summarize(Path(config.hydra.runtime.output_dir))
@@ -45,8 +51,9 @@ def _user_error(error: BaseException | None) -> ConfigError | None:
     return None
 
 
-def check_sweep(config: DictConfig) -> None:
-    """Compose and validate every job of the sweep, and load each distinct data set once."""
+def check_sweep(config: DictConfig) -> dict[str, Any]:
+    """Compose and validate every job of the sweep, and load each distinct data set once; then
+    write the sweep file the jobs read, and return what it holds."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -81,7 +88,9 @@ def check_sweep(config: DictConfig) -> None:
     HydraConfig.instance().set_config(config)
     # Only once every job is valid: the tracker's parent run, then the file the jobs read.
     sweep_dir = Path(config.hydra.sweep.dir)
-    _write_sweep_file(sweep_dir, swept=swept, total=len(jobs) if jobs else None, **_start_tracker(config, sweep_dir))
+    return _write_sweep_file(
+        sweep_dir, swept=swept, total=len(jobs) if jobs else None, **_start_tracker(config, sweep_dir)
+    )
 
 
 def _compose_jobs(loader, config: DictConfig, jobs: list[list[str]]):
@@ -115,7 +124,7 @@ def _compose_jobs(loader, config: DictConfig, jobs: list[list[str]]):
         yield job_config
 
 
-def _write_sweep_file(sweep_dir: Path, swept: list[str], total: int | None, **extra: Any) -> None:
+def _write_sweep_file(sweep_dir: Path, swept: list[str], total: int | None, **extra: Any) -> dict[str, Any]:
     """What every job of the sweep reads: the swept keys (for metrics.json), the number of jobs
     and the start time (for the progress line), and the tracker's parent run. Launchers may run
     jobs elsewhere, so a file."""
@@ -126,6 +135,7 @@ def _write_sweep_file(sweep_dir: Path, swept: list[str], total: int | None, **ex
 
     facts = {"swept": swept, "total": total, "started": time.time(), **extra}
     write_atomic(sweep_dir / SWEEP_FILE, json.dumps(facts))
+    return facts
 
 
 def _tracker_options(config: DictConfig) -> dict[str, Any] | None:
@@ -146,24 +156,6 @@ def _start_tracker(config: DictConfig, sweep_dir: Path) -> dict[str, Any]:
 
     check_logger(options)
     return {"mlflow_parent_run_id": start_parent_run(options, sweep_dir, str(config.get("title")))}
-
-
-def _finish_tracker(config: DictConfig, sweep_dir: Path) -> None:
-    import json
-
-    from runner.train import SWEEP_FILE
-
-    options = _tracker_options(config)
-    if options is None:
-        return
-    from runner.loggers import finish_parent_run
-
-    try:
-        run_id = json.loads((sweep_dir / SWEEP_FILE).read_text(encoding="utf-8")).get("mlflow_parent_run_id")
-    except (OSError, ValueError):
-        return
-    if run_id:
-        finish_parent_run(options, run_id, sweep_dir)
 
 
 def _summarize(folder: Path) -> None:
