@@ -9,8 +9,9 @@ after the last one, in two separate processes (peak RSS only grows, so one proce
 - seeds: every variant a new seed and learning rate, as in a sweep's seeds or a learning-rate
   sweep; the worker reuses its compiled model (runner.train.compiled_model);
 - structures: every variant a different network from the one before (alternating hidden
-  layer widths), so each needs a newly traced model, the case Keras leaks in
-  (keras-team/keras#17458).
+  layer widths), so each needs a newly traced model, which TensorFlow kept alive through the
+  gradient function tf.custom_gradient registers (tensorflow/tensorflow#97697) until runner
+  dropped those (runner.train._clear_session).
 
 TensorFlow is known to leak across models unless sessions are cleared; the target is growth
 < 100 MB.

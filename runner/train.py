@@ -255,9 +255,9 @@ def compiled_model(
     Where only the seed or the learning rate differ from the previous variant of this process
     (a sweep's seeds, a learning-rate sweep), the previous model is reused with the weights,
     random-generator states and optimizer variables of a fresh build assigned to it, so its
-    traced train and test steps are reused too: tracing is most of a small variant's time, and
-    each traced model leaks memory in Keras (keras-team/keras#17458). The histories are
-    identical to a fresh build's (tests/test_telemetry.py compares them). `reuse=False` builds anew.
+    traced train and test steps are reused too: tracing is most of a small variant's time. The
+    histories are identical to a fresh build's (tests/test_telemetry.py compares them).
+    `reuse=False` builds anew.
     """
     import keras
     import tensorflow as tf
@@ -299,18 +299,40 @@ def compiled_model(
 
 _COLLECT_EVERY = 5
 _models_since_collect = 0
+_custom_gradients_before: set[str] | None = None
 
 
 def _clear_session(keras) -> None:
-    """keras.utils.clear_session() before every model, with the full garbage collection it
-    forces only every few models: it costs 0.2 s a time, and the memory it returns is the same
-    (benchmarks/memory_growth.py)."""
-    global _models_since_collect
+    """Forget the previous model: keras.utils.clear_session(), with the full garbage collection it
+    forces only every few models (it costs 0.2 s a time, and returns the same memory), and the
+    gradient functions tf.custom_gradient registered since this process's first model.
+
+    Those stay in TensorFlow's global gradient registry for good, each holding the whole traced
+    graph it was made in (tensorflow/tensorflow#97697); Keras' optimizer sums the gradients over
+    replicas through one even with a single replica, so every newly traced model kept its train
+    step's graph alive, about 5 MB (benchmarks/memory_growth.py). A registered function is only
+    looked up while differentiating through its op, which nothing does once the step is traced."""
+    global _models_since_collect, _custom_gradients_before
+    registry = _gradient_registry()
+    custom = {name for name in registry if name.startswith("CustomGradient-")}
+    if _custom_gradients_before is None:
+        _custom_gradients_before = custom
+    for name in custom - _custom_gradients_before:
+        del registry[name]
     _models_since_collect += 1
     collect = _models_since_collect >= _COLLECT_EVERY
     if collect:
         _models_since_collect = 0
     keras.utils.clear_session(free_memory=collect)
+
+
+def _gradient_registry() -> dict[str, Any]:
+    """TensorFlow's table of registered gradient functions by op type (private: an empty dict
+    where a TensorFlow version no longer has it, and the leak is then back)."""
+    from tensorflow.python.framework import ops
+
+    table = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    return table if isinstance(table, dict) else {}
 
 
 def input_pipeline(split: Split, n_classes: int, batch_size: int, seed: int):

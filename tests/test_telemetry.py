@@ -140,3 +140,24 @@ def test_a_reused_compiled_model_trains_exactly_like_a_fresh_one(digits):
 
     runner.train._last_compiled.clear()
     assert train(seed=2, learning_rate=0.01) == other  # fresh build of what was reused
+
+
+def test_networks_trained_one_after_another_are_freed(digits):
+    """A worker trains network after network. Each new network's traced train step used to stay
+    alive for good, held by the gradient function tf.custom_gradient registers globally
+    (tensorflow/tensorflow#97697): about 5 MB a network. Traced graphs must not pile up."""
+    import gc
+
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def graphs_alive_after(widths):
+        for width in widths:
+            telemetry = TelemetryCallback(None, "relu", gradients=True)
+            settings = deep_settings()
+            settings["model"].update(depth=2, width=width)
+            fit_model(settings, digits, 10, "freed", telemetry=telemetry)
+        gc.collect()
+        return sum(isinstance(item, FuncGraph) for item in gc.get_objects())
+
+    before = graphs_alive_after([8, 16])
+    assert graphs_alive_after([8, 16, 8, 16, 8, 16]) <= before
