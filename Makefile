@@ -53,12 +53,12 @@ test-all: install-dev browser ## Run every test, the slow ones too
 	$(PY) -m pytest -q -m ''
 
 lint: install-dev ## Check formatting and lint with ruff
-	$(PY) -m ruff format --check runner tests benchmarks
-	$(PY) -m ruff check runner tests benchmarks
+	$(PY) -m ruff format --check runner hydra_plugins tests benchmarks
+	$(PY) -m ruff check runner hydra_plugins tests benchmarks
 
 format: install-dev ## Format the code with ruff
-	$(PY) -m ruff format runner tests benchmarks
-	$(PY) -m ruff check --fix runner tests benchmarks
+	$(PY) -m ruff format runner hydra_plugins tests benchmarks
+	$(PY) -m ruff check --fix runner hydra_plugins tests benchmarks
 
 clean: ## Remove results and caches (keeps .venv)
 	rm -rf results/*/ .pytest_cache .ruff_cache build *.egg-info
