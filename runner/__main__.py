@@ -1,6 +1,6 @@
 """`python -m runner`: train one variant, or `python -m runner -m ...` to sweep."""
 
-from runner.app import main
+from runner.app import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

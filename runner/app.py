@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 import runner  # noqa: F401  (pins the Keras backend before anything imports Keras)
+from runner.callbacks import summaries_in_background
 from runner.config import CONFIG_DIR, ConfigError, check_override_keys  # also registers the resolvers
 
 
@@ -102,22 +103,82 @@ def run_command(arguments: list[str]) -> None:
     except ConfigError as error:
         sys.stderr.write(f"{error}\n")
         sys.exit(2)
-    if sweep is None:
-        sys.argv = [sys.argv[0], *arguments]
-        train_app()
+    warm_workers(arguments)
+    with summaries_in_background():
+        if sweep is None:
+            sys.argv = [sys.argv[0], *arguments]
+            train_app()
+            return
+        index, names = sweep
+        for number, name in enumerate(names, start=1):
+            print(f"\n=== Experiment {number}/{len(names)}: {name} ===", flush=True)
+            sys.argv = [sys.argv[0], *arguments[:index], f"experiment={name}", *arguments[index + 1 :]]
+            GlobalHydra.instance().clear()
+            train_app()
+
+
+def warm_workers(arguments: list[str]) -> None:
+    """Start the joblib launcher's workers now and have them import TensorFlow (4 s) while this
+    process composes and checks the sweep's configs (1 to 2 s). Hydra's launcher then reuses
+    them: joblib keeps one executor per process and reuses it for the same settings, so these
+    are the launcher's own (conf/config.yaml's, with any hydra.launcher.* override)."""
+    import dataclasses
+
+    import yaml
+
+    if not {"-m", "--multirun"} & set(arguments):
         return
-    index, names = sweep
-    for number, name in enumerate(names, start=1):
-        print(f"\n=== Experiment {number}/{len(names)}: {name} ===", flush=True)
-        sys.argv = [sys.argv[0], *arguments[:index], f"experiment={name}", *arguments[index + 1 :]]
-        GlobalHydra.instance().clear()
-        train_app()
+    try:
+        from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+    except ImportError:
+        return
+    options = dataclasses.asdict(JobLibLauncherConf())
+    del options["_target_"]
+    for argument in arguments:
+        key, _, value = argument.partition("=")
+        if key == "hydra/launcher" and value != "joblib":
+            return
+        if key.startswith("hydra.launcher.") and key.removeprefix("hydra.launcher.") in options:
+            options[key.removeprefix("hydra.launcher.")] = yaml.safe_load(value)
+    if options["n_jobs"] == 1:
+        return
+    import threading
+
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    def warm() -> None:
+        workers = effective_n_jobs(options["n_jobs"])
+        Parallel(**{**options, "backend": "loky"})(delayed(_import_tensorflow)() for _ in range(workers))
+
+    threading.Thread(target=warm, name="warm-workers", daemon=True).start()
+
+
+_importing = None  # in a worker: the thread importing TensorFlow
+
+
+def _import_tensorflow() -> None:
+    """In a worker: import what every job imports (TensorFlow's thread pools stay unset until
+    a job sizes them), in a thread, so that this task ends within half a second: the other
+    worker then takes the other task, and the command may end early (a mistake in the sweep)
+    without stopping a task midway. A job that comes first waits on Python's import lock."""
+    import threading
+
+    def imports() -> None:
+        import runner.telemetry  # noqa: F401  (Keras, TensorFlow)
+        import runner.train  # noqa: F401
+
+    global _importing
+    if _importing is None:
+        _importing = threading.Thread(target=imports, name="import-tensorflow", daemon=True)
+        _importing.start()
+    _importing.join(timeout=0.5)
 
 
 def release_workers() -> None:
-    """Stop the joblib launcher's idle worker processes now rather than at interpreter exit,
-    where loky shuts them down gracefully, which with TensorFlow loaded takes most of a second.
-    Every result is on disk by now."""
+    """Stop the joblib launcher's worker processes now rather than at interpreter exit, where
+    loky shuts them down gracefully, which with TensorFlow loaded takes most of a second; and
+    where the command stopped on a mistake, workers it started left idle hold its output open
+    until loky's idle timeout (5 minutes). Every result is on disk by now."""
     from joblib.externals.loky import reusable_executor
 
     executor = getattr(reusable_executor, "_executor", None)
@@ -134,9 +195,32 @@ def main() -> None:
         from runner.report import main as report_main
 
         sys.exit(report_main(arguments[1:]))
-    if arguments[:1] == ["reproduce"]:
-        code = reproduce(arguments[1:])
-        release_workers()
-        sys.exit(code)
-    run_command(arguments)
-    release_workers()
+    try:
+        if arguments[:1] == ["reproduce"]:
+            sys.exit(reproduce(arguments[1:]))
+        run_command(arguments)
+    finally:
+        release_workers()  # also after a mistake in the sweep: its workers were started early
+
+
+def cli() -> None:
+    """`runner` and `python -m runner`: main(), then an exit that skips the interpreter's
+    teardown of the modules it loaded, once every result is written and the streams are
+    flushed. With TensorFlow loaded (a sequential sweep trains in this process) that teardown
+    alone takes most of a second. Exit handlers still run (logging's among them)."""
+    import atexit
+    import os
+
+    try:
+        main()
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    if not isinstance(code, int):  # None, or a message as sys.exit("...") gives it
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +32,13 @@ class SummarizeSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        _summarize(sweep_dir)
+        then = None
         options = _tracker_options(config)
         if options is not None and self.parent_run_id:
             from runner.loggers import finish_parent_run
 
-            finish_parent_run(options, self.parent_run_id, sweep_dir)
+            then = functools.partial(finish_parent_run, options, self.parent_run_id, sweep_dir)  # gets its files
+        _summarize(sweep_dir, _background, then=then)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         _summarize(Path(config.hydra.runtime.output_dir))
@@ -158,11 +162,85 @@ def _start_tracker(config: DictConfig, sweep_dir: Path) -> dict[str, Any]:
     return {"mlflow_parent_run_id": start_parent_run(options, sweep_dir, str(config.get("title")))}
 
 
-def _summarize(folder: Path) -> None:
-    from runner.compare import CompareError, current_summary, print_summary, summarize_sweep
+def _summarize(
+    folder: Path, background: BackgroundSummaries | None = None, then: Callable[[], None] | None = None
+) -> None:
+    """Show the sweep's ranking and write its tables and plots, in `background` where given;
+    then call `then` (which reads those files)."""
+    from runner.compare import CompareError, current_summary, print_ranking, print_summary, rank_sweep, summarize_sweep
 
     try:
-        result = current_summary(folder) or summarize_sweep(folder)
+        result = current_summary(folder)
+        if result is None and background is not None:
+            print_ranking(rank_sweep(folder))
+            background.submit(folder, then)
+            return
+        result = result or summarize_sweep(folder)
     except CompareError:
         return  # nothing was trained (e.g. the run stopped on a config error)
     print_summary(result)
+    if then is not None:
+        then()
+
+
+class BackgroundSummaries:
+    """Writes sweeps' plots and tables in a process of its own, while the next sweep trains:
+    a sweep's eight plots take about a second, which the workers would otherwise wait for."""
+
+    def __init__(self) -> None:
+        self._pool = None
+        self._pending: list[tuple[Path, Any, Callable[[], None] | None]] = []
+
+    def submit(self, folder: Path, then: Callable[[], None] | None = None) -> None:
+        """Write `folder`'s tables and plots; `then` runs here once they are written."""
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: this process may hold TensorFlow (a sequential sweep), which must not be forked.
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        from runner.compare import write_summary
+
+        self._pending.append((folder, self._pool.submit(write_summary, folder), then))
+
+    def finish(self) -> bool:
+        """Wait for every summary and say where its files are; False where one failed."""
+        from runner.compare import print_files
+
+        succeeded = True
+        for folder, future, then in self._pending:
+            try:
+                files = future.result()
+            except Exception as error:  # the runs are on disk; say how to rebuild the rest
+                succeeded = False
+                sys.stderr.write(
+                    f"Could not write the tables and plots of {folder}: {type(error).__name__}: {error}. "
+                    f"Its runs are on disk; rebuild them with: python -m runner.compare {folder}\n"
+                )
+            else:
+                print_files(folder, files)
+            if then is not None:
+                then()
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._pool, self._pending = None, []
+        return succeeded
+
+
+_background: BackgroundSummaries | None = None
+
+
+@contextmanager
+def summaries_in_background():
+    """Within this block, a finished sweep's tables and plots are written in the background;
+    leaving it waits for them (also on an interrupt: those sweeps are done) and exits with
+    status 1 where one could not be written."""
+    global _background
+    _background = background = BackgroundSummaries()
+    try:
+        yield
+    finally:
+        _background = None
+        succeeded = background.finish()
+    if not succeeded:
+        sys.exit(1)

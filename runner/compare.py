@@ -232,8 +232,11 @@ def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: 
     figure, panels = plt.subplots(1, 2, figsize=(12, height), sharey=True)
     first = int(norms["epoch"].min())
     last = int(norms["epoch"].max())
+    recorded = set(norms["variant"])  # a failed variant may have recorded none
     for axes, epoch, name in ((panels[0], first, "first epoch"), (panels[1], last, f"last epoch ({last})")):
         for index, variant in enumerate(variants):
+            if variant not in recorded:
+                continue
             rows = norms[(norms["variant"] == variant) & (norms["epoch"] == min(epoch, _last_epoch(norms, variant)))]
             if rows.empty:
                 continue
@@ -287,24 +290,21 @@ def plot_diagnostics(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: str, 
     return files
 
 
-def summarize_sweep(folder: Path) -> SweepSummary:
-    """Write summary.csv, runs.csv, histories.csv and one plot per metric into `folder`."""
-    folder = Path(folder)
-    runs = load_runs(folder)
+def rank_sweep(folder: Path) -> SweepSummary:
+    """The sweep's ranking, in memory: what the console shows while the files are written."""
+    runs = load_runs(Path(folder))
     metric = str(runs["metric"].iloc[0])
+    return SweepSummary(folder=Path(folder), runs=runs, summary=summarize_runs(runs, metric), metric=metric)
+
+
+def summarize_sweep(folder: Path) -> SweepSummary:
+    """Write one plot per metric and summary.csv, runs.csv and histories.csv into `folder`.
+    summary.csv comes last: where it is newer than every run, the whole summary is (see
+    current_summary)."""
+    result = rank_sweep(folder)
+    folder, runs = result.folder, result.runs
     title = str(runs["title"].iloc[0])
     histories = load_histories(folder, runs)
-    summary = summarize_runs(runs, metric)
-
-    result = SweepSummary(folder=folder, runs=runs, summary=summary, metric=metric)
-    tables = {
-        "summary.csv": summary,
-        "runs.csv": runs.drop(columns=["swept_keys"]),
-        "histories.csv": histories,
-    }
-    for name, table in tables.items():
-        write_atomic(folder / name, table.to_csv(index=False))
-        result.files.append(folder / name)
     for plotted in PLOTTED_METRICS:
         if (histories["metric"] == plotted).any():
             name = f"{title}: {PLOTTED_METRICS[plotted]}"
@@ -312,6 +312,14 @@ def summarize_sweep(folder: Path) -> SweepSummary:
     diagnostics = load_diagnostics(folder, runs)
     if not diagnostics.empty:
         result.files.extend(plot_diagnostics(diagnostics, runs, title, folder))
+    tables = {
+        "histories.csv": histories,
+        "runs.csv": runs.drop(columns=["swept_keys"]),
+        "summary.csv": result.summary,
+    }
+    for name, table in tables.items():
+        write_atomic(folder / name, table.to_csv(index=False))
+    result.files[:0] = [folder / name for name in reversed(tables)]
     return result
 
 
@@ -333,6 +341,11 @@ def current_summary(folder: Path) -> SweepSummary | None:
 
 def print_summary(result: SweepSummary) -> None:
     """The ranking of a sweep and where its files are, for the console."""
+    print_ranking(result)
+    print_files(result.folder, result.files)
+
+
+def print_ranking(result: SweepSummary) -> None:
     metric = result.metric
     columns = ["rank", "variant", "status", "runs", "final_accuracy_mean", "final_val_accuracy_mean"]
     table = result.summary[columns].rename(
@@ -340,8 +353,16 @@ def print_summary(result: SweepSummary) -> None:
     )
     print(f"\nRanked by final {metric} (mean over {int(result.summary['runs'].max())} seed(s) per variant):")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"\nTables and plots: {result.folder}/")
-    print("  " + "  ".join(path.name for path in result.files))
+
+
+def print_files(folder: Path, files: list[Path]) -> None:
+    print(f"\nTables and plots: {folder}/")
+    print("  " + "  ".join(path.name for path in files))
+
+
+def write_summary(folder: Path) -> list[Path]:
+    """summarize_sweep's files, for a process that writes them in the background."""
+    return summarize_sweep(folder).files
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,6 +93,7 @@ def test_diverged_and_failed_variants_do_not_stop_the_sweep(cli, tmp_path):
     failed = runs[runs["status"] == "failed"].iloc[0]
     assert "no_such_loss" in failed["error"]
     assert len(pd.read_csv(tmp_path / "sweep" / "summary.csv")) == 4
+    assert (tmp_path / "sweep" / "gradient_norms.png").is_file()  # failed variants recorded no gradients
 
 
 BAD_INPUTS = [
@@ -210,6 +211,14 @@ def test_sweeping_experiments_runs_each_experiments_own_sweep(cli, tmp_path):
     assert len(pd.read_csv(normalization / "summary.csv")) == 2
     assert len(pd.read_csv(optimizer / "summary.csv")) == 4
     assert "[4/4] Optimizer-" in done.stdout and "=== Experiment 2/2: optimizer ===" in done.stdout
+    # The first sweep's ranking shows as soon as it ends; its plots are drawn while the second
+    # trains, and the command ends once every sweep's files are written, then lists them.
+    first_ranking = done.stdout.index("Normalization-batch completed")
+    assert first_ranking < done.stdout.index("=== Experiment 2/2: optimizer ===")
+    for sweep in (normalization, optimizer):
+        assert f"Tables and plots: {sweep.relative_to(tmp_path)}/" in done.stdout
+        for name in ("accuracy.png", "val_loss.png", "gradient_norms.png", "dead_units.png"):
+            assert (sweep / name).read_bytes().startswith(b"\x89PNG")
 
 
 def test_unknown_experiment_in_a_sweep_is_named(cli, tmp_path):

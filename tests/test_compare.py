@@ -95,6 +95,31 @@ def test_same_label_for_different_settings_gets_the_settings_appended(tmp_path):
     assert sorted(summary["variant"]) == ["Base [optimizer.learning_rate=0.01]", "Base [optimizer.learning_rate=0.1]"]
 
 
+def test_summary_csv_is_written_last(sweep):
+    """A summary whose writing broke off is redone: summary.csv, the mark of a whole summary
+    (current_summary), comes after every plot and table."""
+    summarize_sweep(sweep)
+    written = [path for path in sweep.iterdir() if path.suffix in (".png", ".csv")]
+    assert max(written, key=lambda path: path.stat().st_mtime_ns).name == "summary.csv"
+
+
+def test_background_summaries_write_the_files_and_explain_a_failure(sweep, tmp_path, capsys):
+    from runner.callbacks import BackgroundSummaries
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    background = BackgroundSummaries()
+    background.submit(sweep)
+    background.submit(empty)
+    assert background.finish() is False
+    out, err = capsys.readouterr()
+    assert f"Tables and plots: {sweep}/" in out and "val_accuracy.png" in out
+    assert pd.read_csv(sweep / "summary.csv")["variant"].tolist()[:2] == ["Thing-b", "Thing-a"]
+    assert (sweep / "loss.png").read_bytes().startswith(b"\x89PNG")
+    assert f"Could not write the tables and plots of {empty}: CompareError: No runs in" in err
+    assert f"rebuild them with: python -m runner.compare {empty}" in err
+
+
 def test_empty_folder_is_explained(tmp_path):
     with pytest.raises(CompareError, match="No runs in"):
         summarize_sweep(tmp_path)
