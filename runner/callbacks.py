@@ -205,10 +205,10 @@ class BackgroundSummaries:
 
     def finish(self) -> bool:
         """Wait for every summary and say where its files are; False where one failed."""
-        from runner.compare import print_files
-
         succeeded = True
         for folder, future, then in self._pending:
+            from runner.compare import print_files
+
             try:
                 files = future.result()
             except Exception as error:  # the runs are on disk; say how to rebuild the rest
