@@ -7,14 +7,16 @@ and runner's normalization, optimizer and learning_rate sweeps in one command, o
 default (parallel) launcher and once forced to run sequentially in one process
 (hydra/launcher=basic): the same 11 variants, 10 epochs, batch 16, Iris, 80/20 stratified split,
 per-epoch validation. It prints the median wall-clock times and the ratios runner / reference
-(targets: <= 0.5 parallel, <= 0.8 sequential), and how long `--help` and `--cfg job` take and
-whether they import TensorFlow (target: < 2 s, no TensorFlow).
+(targets: <= 0.5 parallel, <= 0.8 sequential), the CPU time each command used with all its
+processes (CPU / cores is as fast as it could go), and how long `--help` and `--cfg job` take
+and whether they import TensorFlow (target: < 2 s, no TensorFlow).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,12 +29,20 @@ SWEEPS = "experiment=normalization,optimizer,learning_rate"
 
 
 def timed(command: list[str], cwd: Path) -> float:
+    return measured(command, cwd)[0]
+
+
+def measured(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall-clock seconds, and CPU seconds (user + system) of the command and every process it
+    started (they are all waited for: joblib's workers, the plotting process)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def imports_tensorflow(arguments: list[str], cwd: Path) -> bool:
@@ -61,22 +71,29 @@ def main() -> None:
         ],  # fmt: skip
     }
     seconds: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         for round_number in range(args.rounds):
             names = list(commands) if round_number % 2 == 0 else list(reversed(commands))
             for name in names:
                 out = scratch / f"{name.split()[0]}-{len(seconds[name])}-{round_number}"
-                seconds[name].append(timed(commands[name](out), cwd=scratch))
+                wall, used = measured(commands[name](out), cwd=scratch)
+                seconds[name].append(wall)
+                cpu[name].append(used)
             print(
                 f"round {round_number + 1}: " + ", ".join(f"{n} {seconds[n][-1]:.1f} s" for n in commands), flush=True
             )
 
         reference = statistics.median(seconds["reference"])
-        print(f"\ncores: {os.cpu_count()}, rounds: {args.rounds}, median wall-clock:")
+        cores = os.cpu_count() or 1
+        print(f"\ncores: {cores}, rounds: {args.rounds}, medians:")
         for name, values in seconds.items():
-            median = statistics.median(values)
-            print(f"  {name:20s} {median:6.1f} s   ratio to reference {median / reference:.2f}")
+            median, used = statistics.median(values), statistics.median(cpu[name])
+            print(
+                f"  {name:20s} {median:6.1f} s   ratio to reference {median / reference:.2f}   "
+                f"CPU {used:5.1f} s (no faster than {used / cores / reference:.2f} of the reference on {cores} cores)"
+            )
         print("  targets: runner (parallel) <= 0.5, runner (sequential) <= 0.8")
 
         print("\nstart-up without training:")

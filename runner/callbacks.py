@@ -184,35 +184,55 @@ def _summarize(
 
 
 class BackgroundSummaries:
-    """Writes sweeps' plots and tables in a process of its own, while the next sweep trains:
-    a sweep's eight plots take about a second, which the workers would otherwise wait for."""
+    """Draws sweeps' plots in two processes of their own while the next sweep trains (a sweep's
+    eight plots take about a second, which the workers would otherwise wait for; the last
+    sweep's, which everyone waits for, take half as long), then writes their tables."""
+
+    PROCESSES = 2  # one per group of plots (compare.PLOT_GROUPS)
 
     def __init__(self) -> None:
         self._pool = None
-        self._pending: list[tuple[Path, Any, Callable[[], None] | None]] = []
+        self._pending: list[tuple[Path, list[Any], Callable[[], None] | None]] = []
+        self._succeeded = True
 
     def submit(self, folder: Path, then: Callable[[], None] | None = None) -> None:
-        """Write `folder`'s tables and plots; `then` runs here once they are written."""
+        """Write `folder`'s plots and tables; `then` runs here once they are written."""
+        from runner.compare import PLOT_GROUPS, draw_plots
+
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn: this process may hold TensorFlow (a sequential sweep), which must not be forked.
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        from runner.compare import write_summary
-
-        self._pending.append((folder, self._pool.submit(write_summary, folder), then))
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.PROCESSES, mp_context=context)
+        self._collect(wait=False)  # earlier sweeps' tables, where their plots are done
+        plots = [self._pool.submit(draw_plots, folder, group) for group in PLOT_GROUPS]
+        self._pending.append((folder, plots, then))
 
     def finish(self) -> bool:
-        """Wait for every summary and say where its files are; False where one failed."""
-        succeeded = True
-        for folder, future, then in self._pending:
-            from runner.compare import print_files
+        """Wait for every sweep's plots, write its tables and say where they are; False where
+        one could not be written."""
+        self._collect(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._pool = None
+        return self._succeeded
+
+    def _collect(self, wait: bool) -> None:
+        """Write the tables of the sweeps whose plots are drawn (of all, waiting, where `wait`)."""
+        waiting = []
+        for folder, plots, then in self._pending:
+            if not wait and not all(future.done() for future in plots):
+                waiting.append((folder, plots, then))
+                continue
+            from runner.compare import print_files, rank_sweep, write_tables
 
             try:
-                files = future.result()
+                drawn = [path for future in plots for path in future.result()]
+                files = write_tables(rank_sweep(folder)) + drawn
             except Exception as error:  # the runs are on disk; say how to rebuild the rest
-                succeeded = False
+                self._succeeded = False
                 sys.stderr.write(
                     f"Could not write the tables and plots of {folder}: {type(error).__name__}: {error}. "
                     f"Its runs are on disk; rebuild them with: python -m runner.compare {folder}\n"
@@ -221,10 +241,7 @@ class BackgroundSummaries:
                 print_files(folder, files)
             if then is not None:
                 then()
-        if self._pool is not None:
-            self._pool.shutdown()
-        self._pool, self._pending = None, []
-        return succeeded
+        self._pending = waiting
 
 
 _background: BackgroundSummaries | None = None

@@ -298,29 +298,47 @@ def rank_sweep(folder: Path) -> SweepSummary:
 
 
 def summarize_sweep(folder: Path) -> SweepSummary:
-    """Write one plot per metric and summary.csv, runs.csv and histories.csv into `folder`.
-    summary.csv comes last: where it is newer than every run, the whole summary is (see
-    current_summary)."""
+    """Write one plot per metric and summary.csv, runs.csv and histories.csv into `folder`."""
     result = rank_sweep(folder)
-    folder, runs = result.folder, result.runs
+    histories = load_histories(result.folder, result.runs)
+    plots = [file for group in PLOT_GROUPS for file in draw_plots(result.folder, group, result.runs, histories)]
+    result.files = write_tables(result, histories) + plots
+    return result
+
+
+PLOT_GROUPS = ("metrics", "diagnostics")  # drawn one after the other, or side by side
+
+
+def draw_plots(
+    folder: Path, group: str, runs: pd.DataFrame | None = None, histories: pd.DataFrame | None = None
+) -> list[Path]:
+    """One group of a sweep's plots: the metrics' curves, or the telemetry's."""
+    folder = Path(folder)
+    runs = load_runs(folder) if runs is None else runs
     title = str(runs["title"].iloc[0])
-    histories = load_histories(folder, runs)
-    for plotted in PLOTTED_METRICS:
-        if (histories["metric"] == plotted).any():
-            name = f"{title}: {PLOTTED_METRICS[plotted]}"
-            result.files.append(plot_metric(histories, runs, plotted, name, folder / f"{plotted}.png"))
-    diagnostics = load_diagnostics(folder, runs)
-    if not diagnostics.empty:
-        result.files.extend(plot_diagnostics(diagnostics, runs, title, folder))
+    if group == "diagnostics":
+        diagnostics = load_diagnostics(folder, runs)
+        return [] if diagnostics.empty else plot_diagnostics(diagnostics, runs, title, folder)
+    histories = load_histories(folder, runs) if histories is None else histories
+    return [
+        plot_metric(histories, runs, metric, f"{title}: {label}", folder / f"{metric}.png")
+        for metric, label in PLOTTED_METRICS.items()
+        if (histories["metric"] == metric).any()
+    ]
+
+
+def write_tables(result: SweepSummary, histories: pd.DataFrame | None = None) -> list[Path]:
+    """histories.csv, runs.csv, then summary.csv: once the plots are drawn, since a summary.csv
+    newer than every run marks the whole summary as written (see current_summary)."""
+    histories = load_histories(result.folder, result.runs) if histories is None else histories
     tables = {
         "histories.csv": histories,
-        "runs.csv": runs.drop(columns=["swept_keys"]),
+        "runs.csv": result.runs.drop(columns=["swept_keys"]),
         "summary.csv": result.summary,
     }
     for name, table in tables.items():
-        write_atomic(folder / name, table.to_csv(index=False))
-    result.files[:0] = [folder / name for name in reversed(tables)]
-    return result
+        write_atomic(result.folder / name, table.to_csv(index=False))
+    return [result.folder / name for name in reversed(tables)]
 
 
 def current_summary(folder: Path) -> SweepSummary | None:
@@ -358,11 +376,6 @@ def print_ranking(result: SweepSummary) -> None:
 def print_files(folder: Path, files: list[Path]) -> None:
     print(f"\nTables and plots: {folder}/")
     print("  " + "  ".join(path.name for path in files))
-
-
-def write_summary(folder: Path) -> list[Path]:
-    """summarize_sweep's files, for a process that writes them in the background."""
-    return summarize_sweep(folder).files
 
 
 def main(argv: list[str] | None = None) -> int:
