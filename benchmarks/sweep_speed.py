@@ -6,8 +6,8 @@ Each round runs, in alternating order, the plain-Keras reference (benchmarks/ref
 and runner's normalization, optimizer and learning_rate sweeps in one command, once with the
 default (parallel) launcher and once forced to run sequentially in one process
 (hydra/launcher=basic): the same 11 variants, 10 epochs, batch 16, Iris, 80/20 stratified split,
-per-epoch validation. It prints the median wall-clock times and the ratios runner / reference
-(targets: <= 0.5 parallel, <= 0.8 sequential), the CPU time each command used with all its
+per-epoch validation. It prints the median wall-clock times, the median of each round's ratio
+runner / reference (targets: <= 0.5 parallel, <= 0.8 sequential), the CPU time each command used with all its
 processes (CPU / cores is as fast as it could go), and how long `--help` and `--cfg job` take
 and whether they import TensorFlow (target: < 2 s, no TensorFlow).
 """
@@ -90,9 +90,12 @@ def main() -> None:
         print(f"\ncores: {cores}, rounds: {args.rounds}, medians:")
         for name, values in seconds.items():
             median, used = statistics.median(values), statistics.median(cpu[name])
+            # Each round's time over the reference's in the same round: measured side by side.
+            ratios = [value / base for value, base in zip(values, seconds["reference"], strict=True)]
             print(
-                f"  {name:20s} {median:6.1f} s   ratio to reference {median / reference:.2f}   "
-                f"CPU {used:5.1f} s (no faster than {used / cores / reference:.2f} of the reference on {cores} cores)"
+                f"  {name:20s} {median:6.1f} s   ratio to reference {statistics.median(ratios):.2f} "
+                f"(rounds {min(ratios):.2f}-{max(ratios):.2f})   CPU {used:5.1f} s "
+                f"(no faster than {used / cores / reference:.2f} of the reference on {cores} cores)"
             )
         print("  targets: runner (parallel) <= 0.5, runner (sequential) <= 0.8")
 

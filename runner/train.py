@@ -73,6 +73,7 @@ def run(cfg: DictConfig) -> float | None:
     dataset = load_dataset(settings["data"])
     split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
     configure_threads(settings["trainer"]["threads"] or parallel_share_of_cores(hydra_cfg))
+    _freeze_imported_objects()
     write_atomic(output_dir / CONFIG_FILE, OmegaConf.to_yaml(settings))
     record = train_variant(
         settings,
@@ -337,6 +338,26 @@ def _clear_session(keras) -> None:
     if collect:
         _models_since_collect = 0
     keras.utils.clear_session(free_memory=collect)
+
+
+_frozen = False
+
+
+def _freeze_imported_objects() -> None:
+    """Once per process that runs jobs (not the course API's, which is the user's own): import
+    TensorFlow and take the objects alive then (half a million, nearly all of them the loaded
+    modules') out of the garbage collector's sight, gc.freeze(). Its full collections otherwise
+    traverse them all, again and again, though none of them ever becomes garbage: 0.57 s of
+    7.3 s for 12 Iris variants in one process, 0.25 s after this."""
+    import gc
+
+    import keras  # noqa: F401  (TensorFlow, loaded before its objects are frozen)
+
+    global _frozen
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
 
 
 def _gradient_registry() -> dict[str, Any]:
