@@ -7,13 +7,16 @@ import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.config import ConfigError
+
+if TYPE_CHECKING:
+    from runner.compare import SweepSummary
 
 
 class SummarizeSweep(Callback):
@@ -172,8 +175,9 @@ def _summarize(
     try:
         result = current_summary(folder)
         if result is None and background is not None:
-            print_ranking(rank_sweep(folder))
-            background.submit(folder, then)
+            ranked = rank_sweep(folder)
+            print_ranking(ranked)
+            background.submit(ranked, then)
             return
         result = result or summarize_sweep(folder)
     except CompareError:
@@ -188,15 +192,14 @@ class BackgroundSummaries:
     eight plots take about a second, which the workers would otherwise wait for; the last
     sweep's, which everyone waits for, take half as long), then writes their tables."""
 
-    PROCESSES = 2  # one per group of plots (compare.PLOT_GROUPS)
-
     def __init__(self) -> None:
         self._pool = None
-        self._pending: list[tuple[Path, list[Any], Callable[[], None] | None]] = []
+        self._pending: list[tuple[SweepSummary, list[Any], Callable[[], None] | None]] = []
         self._succeeded = True
 
-    def submit(self, folder: Path, then: Callable[[], None] | None = None) -> None:
-        """Write `folder`'s plots and tables; `then` runs here once they are written."""
+    def submit(self, ranked: SweepSummary, then: Callable[[], None] | None = None) -> None:
+        """Write the plots and tables of the sweep `ranked` (compare.rank_sweep) ranks; `then`
+        runs here once they are written."""
         from runner.compare import PLOT_GROUPS, draw_plots
 
         if self._pool is None:
@@ -205,10 +208,10 @@ class BackgroundSummaries:
 
             # spawn: this process may hold TensorFlow (a sequential sweep), which must not be forked.
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.PROCESSES, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=len(PLOT_GROUPS), mp_context=context)
         self._collect(wait=False)  # earlier sweeps' tables, where their plots are done
-        plots = [self._pool.submit(draw_plots, folder, group) for group in PLOT_GROUPS]
-        self._pending.append((folder, plots, then))
+        plots = [self._pool.submit(draw_plots, ranked.folder, group) for group in PLOT_GROUPS]
+        self._pending.append((ranked, plots, then))
 
     def finish(self) -> bool:
         """Wait for every sweep's plots, write its tables and say where they are; False where
@@ -222,15 +225,16 @@ class BackgroundSummaries:
     def _collect(self, wait: bool) -> None:
         """Write the tables of the sweeps whose plots are drawn (of all, waiting, where `wait`)."""
         waiting = []
-        for folder, plots, then in self._pending:
+        for ranked, plots, then in self._pending:
             if not wait and not all(future.done() for future in plots):
-                waiting.append((folder, plots, then))
+                waiting.append((ranked, plots, then))
                 continue
-            from runner.compare import print_files, rank_sweep, write_tables
+            from runner.compare import print_files, write_tables
 
+            folder = ranked.folder
             try:
                 drawn = [path for future in plots for path in future.result()]
-                files = write_tables(rank_sweep(folder)) + drawn
+                files = write_tables(ranked) + drawn
             except Exception as error:  # the runs are on disk; say how to rebuild the rest
                 self._succeeded = False
                 sys.stderr.write(

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from runner.compare import CompareError, summarize_sweep
+from runner.compare import CompareError, SweepSummary, rank_sweep, summarize_sweep
 from tests.conftest import run_cli
 
 
@@ -109,8 +109,8 @@ def test_background_summaries_write_the_files_and_explain_a_failure(sweep, tmp_p
     empty = tmp_path / "empty"
     empty.mkdir()
     background = BackgroundSummaries()
-    background.submit(sweep)
-    background.submit(empty)
+    background.submit(rank_sweep(sweep))
+    background.submit(SweepSummary(folder=empty, runs=pd.DataFrame(), summary=pd.DataFrame(), metric="accuracy"))
     assert background.finish() is False
     out, err = capsys.readouterr()
     assert f"Tables and plots: {sweep}/" in out and "val_accuracy.png" in out
