@@ -302,8 +302,8 @@ def compiled_model(
 def _build_state(model, n_features: int, n_classes: int) -> None:
     """Create the optimizer's and the metrics' variables before fit. Keras' TensorFlow trainer
     otherwise creates them while tracing the first train step, and TensorFlow then traces
-    that step a second time, as it does for any function that created variables: a third of
-    a small variant's time. Keras builds them this way itself under a distribution strategy;
+    that step a second time, as it does for any function that created variables: about a
+    quarter of a small variant's time. Keras builds them this way itself under a distribution strategy;
     where a Keras version lacks the method, the step is just traced twice."""
     symbolic_build = getattr(model, "_symbolic_build", None)
     if symbolic_build is not None:
@@ -340,9 +340,6 @@ def _clear_session(keras) -> None:
     keras.utils.clear_session(free_memory=collect)
 
 
-_frozen = False
-
-
 def _freeze_imported_objects() -> None:
     """Once per process that runs jobs (not the course API's, which is the user's own): import
     TensorFlow and take the objects alive then (half a million, nearly all of them the loaded
@@ -353,11 +350,9 @@ def _freeze_imported_objects() -> None:
 
     import keras  # noqa: F401  (TensorFlow, loaded before its objects are frozen)
 
-    global _frozen
-    if not _frozen:
+    if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
-        _frozen = True
 
 
 def _gradient_registry() -> dict[str, Any]:
