@@ -33,16 +33,36 @@ def timed(command: list[str], cwd: Path) -> float:
 
 
 def measured(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall-clock seconds, and CPU seconds (user + system) of the command and every process it
-    started (they are all waited for: joblib's workers, the plotting process)."""
+    """Wall-clock seconds until the command exits, and CPU seconds (user + system) of it and of
+    every process it started, including those that outlive it (runner's fork server ends just
+    after the command): this process adopts them (a child subreaper) and waits for them all."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def adopt_orphans() -> None:
+    """Make this process the child subreaper (Linux): processes that the measured commands
+    start and that outlive them become its children, so their CPU time is counted."""
+    import ctypes
+
+    PR_SET_CHILD_SUBREAPER = 36
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError) as error:
+        print(f"note: CPU time may miss processes that outlive a command (no subreaper: {error})")
 
 
 def imports_tensorflow(arguments: list[str], cwd: Path) -> bool:
@@ -56,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    adopt_orphans()
 
     commands = {
         "reference": lambda out: [sys.executable, str(HERE / "reference_loop.py"), str(out)],
