@@ -1,5 +1,5 @@
 """The Hydra application. It lives in an importable module (not __main__) so that launchers
-which run jobs in other processes (joblib, Ray, SLURM) pickle it by reference."""
+which run jobs in other processes (runner's own, joblib, Ray, SLURM) pickle it by reference."""
 
 from __future__ import annotations
 
@@ -118,70 +118,39 @@ def run_command(arguments: list[str]) -> None:
 
 
 def warm_workers(arguments: list[str]) -> None:
-    """Start the joblib launcher's workers now and have them import TensorFlow (4 s) while this
-    process composes and checks the sweep's configs (1 to 2 s). Hydra's launcher then reuses
-    them: joblib keeps one executor per process and reuses it for the same settings, so these
-    are the launcher's own (conf/config.yaml's, with any hydra.launcher.* override)."""
+    """Start the parallel launcher's fork server now, so that it imports TensorFlow (4 s) while
+    this process composes and checks the sweep's configs (1 to 2 s); its workers are forked from
+    it with TensorFlow loaded. Settings are the launcher's own (conf/config.yaml's default
+    launcher, with any hydra.launcher.* override)."""
     import dataclasses
 
     import yaml
 
     if not {"-m", "--multirun"} & set(arguments):
         return
-    try:
-        from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
-    except ImportError:
-        return
-    options = dataclasses.asdict(JobLibLauncherConf())
-    del options["_target_"]
+    from hydra_plugins.runner_launcher.processes_launcher import ProcessesLauncherConf
+    from runner.processes import start_fork_server
+
+    options = dataclasses.asdict(ProcessesLauncherConf())
     for argument in arguments:
         key, _, value = argument.partition("=")
-        if key == "hydra/launcher" and value != "joblib":
+        if key == "hydra/launcher" and value != "processes":
             return
         if key.startswith("hydra.launcher.") and key.removeprefix("hydra.launcher.") in options:
             options[key.removeprefix("hydra.launcher.")] = yaml.safe_load(value)
-    if options["n_jobs"] == 1:
-        return
-    import threading
-
-    from joblib import Parallel, delayed, effective_n_jobs
-
-    def warm() -> None:
-        workers = effective_n_jobs(options["n_jobs"])
-        Parallel(**{**options, "backend": "loky"})(delayed(_import_tensorflow)() for _ in range(workers))
-
-    threading.Thread(target=warm, name="warm-workers", daemon=True).start()
-
-
-_importing = None  # in a worker: the thread importing TensorFlow
-
-
-def _import_tensorflow() -> None:
-    """In a worker: import what every job imports (TensorFlow's thread pools stay unset until
-    a job sizes them), in a thread, so that this task ends within half a second: the other
-    worker then takes the other task, and the command may end early (a mistake in the sweep)
-    without stopping a task midway. A job that comes first waits on Python's import lock."""
-    import threading
-
-    def imports() -> None:
-        import runner.telemetry  # noqa: F401  (Keras, TensorFlow)
-        import runner.train  # noqa: F401
-
-    global _importing
-    if _importing is None:
-        _importing = threading.Thread(target=imports, name="import-tensorflow", daemon=True)
-        _importing.start()
-    _importing.join(timeout=0.5)
+    if options["n_jobs"] != 1:
+        start_fork_server(options["preload"])
 
 
 def release_workers() -> None:
-    """Stop the joblib launcher's worker processes now rather than at interpreter exit, where
-    loky shuts them down gracefully, which with TensorFlow loaded takes most of a second; and
-    where the command stopped on a mistake, workers it started left idle hold its output open
-    until loky's idle timeout (5 minutes). Every result is on disk by now."""
-    from joblib.externals.loky import reusable_executor
+    """Stop the parallel launchers' worker processes as soon as the command is done (also after
+    a mistake in the sweep: the fork server was started early). Hydra's joblib launcher leaves
+    its workers idle until loky's timeout (5 minutes), holding the command's output open."""
+    from runner.processes import stop_workers
 
-    executor = getattr(reusable_executor, "_executor", None)
+    stop_workers()
+    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(loky, "_executor", None)
     if executor is not None:
         executor.shutdown(wait=True, kill_workers=True)
 
@@ -216,6 +185,13 @@ def cli() -> None:
         code = 0
     except SystemExit as exit:
         code = exit.code
+    except KeyboardInterrupt:
+        print(
+            "\nInterrupted. The variants that finished are saved in their sweep folders; run the same "
+            "command with resume=latest to skip them and train the rest.",
+            file=sys.stderr,
+        )
+        code = 130
     if not isinstance(code, int):  # None, or a message as sys.exit("...") gives it
         if code is not None:
             print(code, file=sys.stderr)

@@ -203,12 +203,14 @@ class BackgroundSummaries:
         from runner.compare import PLOT_GROUPS, draw_plots
 
         if self._pool is None:
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: this process may hold TensorFlow (a sequential sweep), which must not be forked.
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=len(PLOT_GROUPS), mp_context=context)
+            from runner.processes import finish_at_interrupt, start_fork_server
+
+            # Forked from the fork server (the parallel launcher's, where it runs), never from this
+            # process, which may hold TensorFlow's running threads (a sequential sweep).
+            context = start_fork_server(["runner.compare"])
+            self._pool = ProcessPoolExecutor(len(PLOT_GROUPS), context, initializer=finish_at_interrupt)
         self._collect(wait=False)  # earlier sweeps' tables, where their plots are done
         plots = [self._pool.submit(draw_plots, ranked.folder, group) for group in PLOT_GROUPS]
         self._pending.append((ranked, plots, then))

@@ -192,15 +192,24 @@ def test_every_experiment_runs_end_to_end(cli, tmp_path, experiment):
 
 
 def test_parallel_and_sequential_sweeps_give_identical_histories(cli, tmp_path):
-    for launcher, folder in (("joblib", "parallel"), ("basic", "sequential")):
+    # runner's default launcher (workers forked with TensorFlow loaded), Hydra's joblib one, one by one.
+    for launcher in ("processes", "joblib", "basic"):
         done = cli(
-            "-m", "experiment=optimizer", "trainer.epochs=2", f"hydra/launcher={launcher}", f"hydra.sweep.dir={folder}"
+            "-m",
+            "experiment=optimizer",
+            "trainer.epochs=2",
+            f"hydra/launcher={launcher}",
+            f"hydra.sweep.dir={launcher}",
         )
         assert done.returncode == 0, done.stderr
-    parallel = sorted((tmp_path / "parallel").glob("*/history.csv"))
-    assert len(parallel) == 4
-    for path in parallel:
-        assert path.read_text() == (tmp_path / "sequential" / path.parent.name / "history.csv").read_text()
+    sequential = sorted((tmp_path / "basic").glob("*/history.csv"))
+    assert len(sequential) == 4
+    for path in sequential:
+        for launcher in ("processes", "joblib"):
+            assert (tmp_path / launcher / path.parent.name / "history.csv").read_text() == path.read_text()
+        assert (tmp_path / "processes" / path.parent.name / "diagnostics.csv").read_text() == (
+            path.parent / "diagnostics.csv"
+        ).read_text()
 
 
 def test_sweeping_experiments_runs_each_experiments_own_sweep(cli, tmp_path):

@@ -1,4 +1,5 @@
-"""Resume: a sweep killed mid-way and run again finishes every variant exactly once."""
+"""Resume: a sweep killed mid-way and run again finishes every variant exactly once; an interrupted
+sweep, or one that lost a worker, stops at once with a message that says how to go on."""
 
 from __future__ import annotations
 
@@ -58,3 +59,58 @@ def test_resume_latest_needs_an_earlier_sweep(tmp_path):
     assert done.returncode != 0
     assert "resume=latest: no earlier sweep in results/optimizer/" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _start_and_interrupt(tmp_path, kill):
+    """Start a sweep in its own process group, wait for its first finished variant, call
+    `kill(process)`, and return the command's exit status and output."""
+    sweep = tmp_path / "sweep"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", *SWEEP],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while not list(sweep.glob("*/metrics.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kill(process)
+    output, _ = process.communicate(timeout=60)
+    return process.returncode, output
+
+
+def _processes_left(group: int) -> list[str]:
+    """The command lines of the group's processes still running (not the exited ones that wait
+    to be reaped, which an init-less container never does)."""
+    listing = subprocess.run(["ps", "-o", "stat=,args=", "-g", str(group)], capture_output=True, text=True).stdout
+    return [line for line in listing.splitlines() if not line.lstrip().startswith("Z")]
+
+
+def test_ctrl_c_stops_the_sweep_and_its_workers_at_once_without_a_traceback(tmp_path):
+    group = []
+
+    def ctrl_c(process):  # the terminal sends SIGINT to the command's whole process group
+        group.append(process.pid)
+        os.killpg(process.pid, signal.SIGINT)
+
+    code, output = _start_and_interrupt(tmp_path, ctrl_c)
+    assert code == 130
+    assert "Interrupted. The variants that finished are saved" in output and "resume=latest" in output
+    assert "Traceback" not in output
+    time.sleep(0.5)
+    assert _processes_left(group[0]) == [], "workers or the fork server outlived the command"
+
+
+def test_a_worker_killed_mid_variant_stops_the_sweep_with_a_clear_message(tmp_path):
+    def kill_a_worker(process):  # e.g. the kernel's out-of-memory killer
+        workers = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "forkserver"], capture_output=True, text=True)
+        # The fork server itself and the workers forked from it carry its command line.
+        pids = sorted(int(pid) for pid in workers.stdout.split())
+        os.kill(pids[-1], signal.SIGKILL)
+
+    code, output = _start_and_interrupt(tmp_path, kill_a_worker)
+    assert code == 1
+    assert "A worker process ended abruptly while it trained a variant" in output
+    assert "resume=latest" in output and "Traceback" not in output
