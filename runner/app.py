@@ -103,7 +103,7 @@ def run_command(arguments: list[str]) -> None:
     except ConfigError as error:
         sys.stderr.write(f"{error}\n")
         sys.exit(2)
-    warm_workers(arguments)
+    start_fork_server_early(arguments)
     with summaries_in_background():
         if sweep is None:
             sys.argv = [sys.argv[0], *arguments]
@@ -117,11 +117,13 @@ def run_command(arguments: list[str]) -> None:
             train_app()
 
 
-def warm_workers(arguments: list[str]) -> None:
-    """Start the parallel launcher's fork server now, so that it imports TensorFlow (4 s) while
-    this process composes and checks the sweep's configs (1 to 2 s); its workers are forked from
-    it with TensorFlow loaded. Settings are the launcher's own (conf/config.yaml's default
-    launcher, with any hydra.launcher.* override)."""
+def start_fork_server_early(arguments: list[str]) -> None:
+    """Start the fork server that a sweep's processes are forked from (runner.processes) now,
+    while this process composes and checks the sweep's configs (1 to 2 s). For runner's parallel
+    launcher it imports what its workers need (TensorFlow, 4 s), with the launcher's settings
+    (conf/config.yaml's, with any hydra.launcher.* override); under any other launcher, what the
+    summaries' plotting processes need (pandas, matplotlib: a second), so that the first
+    sweep's summary does not wait for it."""
     import dataclasses
 
     import yaml
@@ -132,14 +134,14 @@ def warm_workers(arguments: list[str]) -> None:
     from runner.processes import start_fork_server
 
     options = dataclasses.asdict(ProcessesLauncherConf())
+    launcher = "processes"
     for argument in arguments:
         key, _, value = argument.partition("=")
-        if key == "hydra/launcher" and value != "processes":
-            return
+        if key == "hydra/launcher":
+            launcher = value
         if key.startswith("hydra.launcher.") and key.removeprefix("hydra.launcher.") in options:
             options[key.removeprefix("hydra.launcher.")] = yaml.safe_load(value)
-    if options["n_jobs"] != 1:
-        start_fork_server(options["preload"])
+    start_fork_server(options["preload"] if launcher == "processes" else ["runner.compare"])
 
 
 def release_workers() -> None:
