@@ -97,6 +97,8 @@ def run_command(arguments: list[str]) -> None:
     swept (their jobs share the launcher's worker processes)."""
     from hydra.core.global_hydra import GlobalHydra
 
+    from runner.processes import collect_sweeps, queued_sweeps
+
     try:
         check_override_keys(arguments)
         sweep = swept_experiments(arguments)
@@ -110,11 +112,13 @@ def run_command(arguments: list[str]) -> None:
             train_app()
             return
         index, names = sweep
-        for number, name in enumerate(names, start=1):
-            print(f"\n=== Experiment {number}/{len(names)}: {name} ===", flush=True)
-            sys.argv = [sys.argv[0], *arguments[:index], f"experiment={name}", *arguments[index + 1 :]]
-            GlobalHydra.instance().clear()
-            train_app()
+        with queued_sweeps():  # with runner's parallel launcher, every sweep is checked and queued at once
+            for number, name in enumerate(names, start=1):
+                print(f"\n=== Experiment {number}/{len(names)}: {name} ===", flush=True)
+                sys.argv = [sys.argv[0], *arguments[:index], f"experiment={name}", *arguments[index + 1 :]]
+                GlobalHydra.instance().clear()
+                train_app()
+                collect_sweeps(wait=False)  # rankings of the sweeps done meanwhile
 
 
 def start_fork_server_early(arguments: list[str]) -> None:

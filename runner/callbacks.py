@@ -41,7 +41,11 @@ class SummarizeSweep(Callback):
             from runner.loggers import finish_parent_run
 
             then = functools.partial(finish_parent_run, options, self.parent_run_id, sweep_dir)  # gets its files
-        _summarize(sweep_dir, _background, then=then)
+        summarize = functools.partial(_summarize, sweep_dir, _background, then=then)
+        from runner.processes import after_sweep
+
+        if not after_sweep(str(sweep_dir), summarize):  # queued jobs: once they are done
+            summarize()
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         _summarize(Path(config.hydra.runtime.output_dir))

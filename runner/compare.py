@@ -369,7 +369,8 @@ def print_ranking(result: SweepSummary) -> None:
     table = result.summary[columns].rename(
         columns={"final_accuracy_mean": "accuracy", "final_val_accuracy_mean": "val_accuracy"}
     )
-    print(f"\nRanked by final {metric} (mean over {int(result.summary['runs'].max())} seed(s) per variant):")
+    seeds = int(result.summary["runs"].max())
+    print(f"\n{result.folder}: ranked by final {metric} (mean over {seeds} seed(s) per variant):")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

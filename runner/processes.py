@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 
 
@@ -99,3 +101,104 @@ def stop_fork_server() -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     server._stop()  # reaps it and forgets it: a later pool starts a new one
+
+
+class _QueuedSweep:
+    """A sweep whose jobs were queued: their futures (each a future of the worker pool's future,
+    as a thread hands them to the pool), and what to do once they are all done."""
+
+    def __init__(self) -> None:
+        self.futures: list[Future] = []
+        self.then: list[Callable[[], None]] = []
+
+    def done(self) -> bool:
+        return all(
+            future.done() and (future.exception() is not None or future.result().done()) for future in self.futures
+        )
+
+
+_queue: dict[str, _QueuedSweep] | None = None  # by sweep folder, in launch order; None: launches wait
+_dispatcher = None  # the thread that hands queued jobs to the worker pool
+
+
+@contextmanager
+def queued_sweeps():
+    """Within this block, the grid sweeps that runner's parallel launcher runs are queued: a
+    launch returns as soon as its jobs are queued, so the next sweep's configs are composed and
+    checked while they train, and the workers never wait between sweeps. A thread hands the jobs
+    to the pool, which may block for seconds: its first workers are forked only once the fork
+    server has imported TensorFlow. Each sweep's follow-up (its summary, `after_sweep`) runs
+    once its jobs are done, in launch order; leaving the block waits for all of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _queue, _dispatcher
+    _queue, _dispatcher = {}, ThreadPoolExecutor(max_workers=1, thread_name_prefix="queued-jobs")
+    try:
+        yield
+        collect_sweeps(wait=True)
+    finally:
+        _dispatcher.shutdown(cancel_futures=True)
+        _queue, _dispatcher = None, None
+
+
+def queue_jobs(sweep_dir: str, pool: ProcessPoolExecutor, function: Callable, payloads: list) -> bool:
+    """Within `queued_sweeps`, queue `function(payload)` for each payload on `pool`; False outside
+    it (the caller submits and waits)."""
+    if _queue is None:
+        return False
+    futures = [_dispatcher.submit(pool.submit, function, payload) for payload in payloads]
+    _queue.setdefault(sweep_dir, _QueuedSweep()).futures.extend(futures)
+    return True
+
+
+def after_sweep(sweep_dir: str, then: Callable[[], None]) -> bool:
+    """Run `then` once the queued sweep in `sweep_dir` is done; False where it is not queued
+    (its jobs are done already)."""
+    if _queue is None or sweep_dir not in _queue:
+        return False
+    _queue[sweep_dir].then.append(then)
+    return True
+
+
+def collect_sweeps(wait: bool) -> None:
+    """Run the follow-ups of the queued sweeps whose jobs are done, in launch order (of all,
+    waiting for each, where `wait`)."""
+    while _queue:
+        sweep_dir, sweep = next(iter(_queue.items()))
+        if not wait and not sweep.done():
+            return
+        for job in job_returns(sweep.futures):
+            try:
+                _ = job.return_value  # raises what the job raised, as Hydra's sweeper does after a launch
+            except Exception as error:
+                sys.stderr.write(
+                    f"A job of the sweep in {sweep_dir} stopped with {type(error).__name__}: {error} "
+                    f"(its log: {job.working_dir}/runner.log).\n"
+                )
+                sys.exit(1)
+        del _queue[sweep_dir]
+        for then in sweep.then:
+            then()
+
+
+def job_returns(futures: list[Future]) -> list:
+    """The Hydra JobReturns of jobs run by `worker_pool` (sent back by cloudpickle), from their
+    futures, or from futures of those (queued jobs); where a worker died midway, a message that
+    says how to go on, and exit status 1."""
+    import pickle
+    from concurrent.futures.process import BrokenProcessPool
+
+    returns = []
+    try:
+        for future in futures:
+            result = future.result()
+            returns.append(pickle.loads(result.result() if isinstance(result, Future) else result))
+    except BrokenProcessPool:
+        stop_workers()
+        sys.stderr.write(
+            "A worker process ended abruptly while it trained a variant (killed, perhaps for lack of "
+            "memory). The variants that finished are saved; run the same command with resume=latest to "
+            "train the rest (add hydra.launcher.n_jobs=1 to train one variant at a time).\n"
+        )
+        sys.exit(1)
+    return returns

@@ -139,12 +139,16 @@ def read_sweep_file(hydra_cfg) -> dict[str, Any]:
 
 def report_progress(hydra_cfg, sweep: dict[str, Any], label: str, record: dict[str, Any], note: str = "") -> None:
     """One line per finished variant: done/total, its status and val_accuracy, elapsed, ETA.
-    The total and the start time come from the file the sweep's pre-flight check wrote."""
+    The total and the start time come from the file the sweep's pre-flight check wrote; time
+    counts from its first variant's start (its config.yaml), as a queued sweep waits for the
+    sweeps before it."""
     if not sweep.get("total"):
         return  # a single run, or a sweeper whose number of jobs is not known up front
-    finished = [path.stat().st_mtime for path in Path(hydra_cfg.sweep.dir).glob(f"*/{METRICS_FILE}")]
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    finished = [path.stat().st_mtime for path in sweep_dir.glob(f"*/{METRICS_FILE}")]
     done = min(len(finished), sweep["total"])
-    elapsed = time.time() - sweep["started"]
+    begun = (path.stat().st_mtime for path in sweep_dir.glob(f"*/{CONFIG_FILE}"))
+    elapsed = time.time() - min((mtime for mtime in begun if mtime >= sweep["started"]), default=sweep["started"])
     this_session = sum(mtime >= sweep["started"] for mtime in finished)
     left = sweep["total"] - done
     eta = f", about {_duration(elapsed / this_session * left)} left" if this_session and left else ""

@@ -220,10 +220,13 @@ def test_sweeping_experiments_runs_each_experiments_own_sweep(cli, tmp_path):
     assert len(pd.read_csv(normalization / "summary.csv")) == 2
     assert len(pd.read_csv(optimizer / "summary.csv")) == 4
     assert "[4/4] Optimizer-" in done.stdout and "=== Experiment 2/2: optimizer ===" in done.stdout
-    # The first sweep's ranking shows as soon as it ends; its plots are drawn while the second
-    # trains, and the command ends once every sweep's files are written, then lists them.
-    first_ranking = done.stdout.index("Normalization-batch completed")
-    assert first_ranking < done.stdout.index("=== Experiment 2/2: optimizer ===")
+    # Both sweeps are checked and queued before the first variant ends (the workers import
+    # TensorFlow first); each ranking shows as soon as its sweep ends, in order, its plots are
+    # drawn while the next trains, and the command ends once every sweep's files are written.
+    assert done.stdout.index("=== Experiment 2/2: optimizer ===") < done.stdout.index("[1/2] Normalization-")
+    first_ranking = done.stdout.index(f"{normalization.relative_to(tmp_path)}: ranked by final accuracy")
+    assert first_ranking < done.stdout.index(f"{optimizer.relative_to(tmp_path)}: ranked by final accuracy")
+    assert done.stdout.index("Normalization-batch completed") > first_ranking
     for sweep in (normalization, optimizer):
         assert f"Tables and plots: {sweep.relative_to(tmp_path)}/" in done.stdout
         for name in ("accuracy.png", "val_loss.png", "gradient_norms.png", "dead_units.png"):

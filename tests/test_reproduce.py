@@ -55,7 +55,7 @@ def test_running_reproduce_again_skips_every_finished_variant(reproduced):
     assert done.stdout.count("done earlier, skipped") == 12  # 4 + 8 variants, none trained again
     assert (before / "history.csv").stat().st_mtime == mtime
     assert plot.stat().st_mtime == plotted  # nothing new: the summary on disk is shown, not redrawn
-    assert done.stdout.count("Ranked by final") == 2
+    assert done.stdout.count(": ranked by final") == 2
 
 
 @pytest.mark.skipif(

@@ -3,7 +3,9 @@
 Hydra's joblib launcher starts each worker as a fresh interpreter, which imports TensorFlow and
 Keras itself (about 4 CPU-seconds a worker). This one forks its workers from a process that
 imported them once (runner.processes). Otherwise it runs jobs as the joblib launcher does: each
-job composes its config and runs in a worker, and the sweeps of one command share the workers.
+job composes its config and runs in a worker, and the sweeps of one command share the workers;
+where runner runs several grid sweeps in one command, it queues each one's jobs and goes on to
+compose the next (runner.processes.queued_sweeps).
 """
 
 from collections.abc import Sequence
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
@@ -66,6 +68,9 @@ class ProcessesLauncher(Launcher):
 
         self.workers = worker_count(n_jobs)
         self.preload = list(preload)
+        # Set by a sweeper that reads no job's result before its next launch (runner's grid sweeper):
+        # within runner.processes.queued_sweeps, its jobs are then queued rather than waited for.
+        self.may_queue = False
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -77,15 +82,12 @@ class ProcessesLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import logging
-        import pickle
-        import sys
-        from concurrent.futures.process import BrokenProcessPool
 
         import cloudpickle
         from hydra.core.singleton import Singleton
         from hydra.core.utils import configure_log, filter_overrides, setup_globals
 
-        from runner.processes import stop_workers, worker_pool
+        from runner.processes import job_returns, queue_jobs, worker_pool
 
         assert self.config is not None and self.task_function is not None and self.hydra_context is not None
         setup_globals()
@@ -105,14 +107,8 @@ class ProcessesLauncher(Launcher):
             (initial_job_idx + idx, overrides, self.hydra_context, self.config, self.task_function, state)
             for idx, overrides in enumerate(job_overrides)
         ]
-        futures = [pool.submit(_execute_job, cloudpickle.dumps(job)) for job in jobs]
-        try:
-            return [pickle.loads(future.result()) for future in futures]
-        except BrokenProcessPool:
-            stop_workers()
-            sys.stderr.write(
-                "A worker process ended abruptly while it trained a variant (killed, perhaps for lack of "
-                "memory). The variants that finished are saved; run the same command with resume=latest to "
-                "train the rest (add hydra.launcher.n_jobs=1 to train one variant at a time).\n"
-            )
-            sys.exit(1)
+        payloads = [cloudpickle.dumps(job) for job in jobs]
+        if self.may_queue and queue_jobs(str(sweep_dir), pool, _execute_job, payloads):
+            # Queued (runner.processes.queued_sweeps): the results are checked once the jobs are done.
+            return [JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED) for overrides in job_overrides]
+        return job_returns([pool.submit(_execute_job, payload) for payload in payloads])

@@ -22,5 +22,10 @@ ConfigStore.instance().store(group="hydra/sweeper", name="checked", node=Checked
 
 
 class CheckedSweeper(BasicSweeper):
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        if hasattr(self.launcher, "may_queue"):  # runner's launcher: a grid reads no result between launches
+            self.launcher.may_queue = True
+
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Every job was composed and validated by runner.callbacks.check_sweep."""
