@@ -168,12 +168,12 @@ def _duration(seconds: float) -> str:
 def parallel_share_of_cores(hydra_cfg) -> int | None:
     """Threads per job under a parallel launcher (cores / workers), so workers don't fight;
     None (TensorFlow's default, every core) when jobs run one at a time."""
+    from runner.processes import worker_count
+
     n_jobs = hydra_cfg.launcher.get("n_jobs")
-    if not isinstance(n_jobs, int) or n_jobs == 1:
+    if not isinstance(n_jobs, int) or n_jobs in (0, 1):
         return None
-    cores = os.cpu_count() or 1
-    workers = max(1, cores + 1 + n_jobs) if n_jobs < 0 else n_jobs  # joblib: -1 is every core
-    return max(1, cores // workers)
+    return max(1, (os.cpu_count() or 1) // worker_count(n_jobs))
 
 
 def configure_threads(threads: int | None) -> None:

@@ -19,18 +19,7 @@ SWEEP = ["-m", "experiment=learning_rate", "trainer.epochs=40", "hydra.sweep.dir
 
 def test_killed_sweep_resumes_without_repeating_or_losing_variants(tmp_path):
     sweep = tmp_path / "sweep"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", *SWEEP],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the workers die with it
-    )
-    deadline = time.monotonic() + 240
-    while len(list(sweep.glob("*/metrics.json"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    _start_and_interrupt(tmp_path, lambda process: os.killpg(process.pid, signal.SIGKILL), finished=2)
     finished_before = {path.parent.name: path.stat().st_mtime_ns for path in sweep.glob("*/metrics.json")}
     assert 2 <= len(finished_before) < 5, "the kill should land mid-sweep"
     assert not (sweep / "summary.csv").exists()
@@ -61,9 +50,9 @@ def test_resume_latest_needs_an_earlier_sweep(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def _start_and_interrupt(tmp_path, kill):
-    """Start a sweep in its own process group, wait for its first finished variant, call
-    `kill(process)`, and return the command's exit status and output."""
+def _start_and_interrupt(tmp_path, kill, finished: int = 1):
+    """Start the sweep in its own process group (its workers die with it), wait until `finished`
+    variants are done, call `kill(process)`, and return the command's exit status and output."""
     sweep = tmp_path / "sweep"
     process = subprocess.Popen(
         [sys.executable, "-m", "runner", *SWEEP],
@@ -74,7 +63,7 @@ def _start_and_interrupt(tmp_path, kill):
         start_new_session=True,
     )
     deadline = time.monotonic() + 240
-    while not list(sweep.glob("*/metrics.json")) and time.monotonic() < deadline:
+    while len(list(sweep.glob("*/metrics.json"))) < finished and time.monotonic() < deadline:
         time.sleep(0.05)
     kill(process)
     output, _ = process.communicate(timeout=60)
