@@ -51,8 +51,9 @@ _pool: tuple[int, ProcessPoolExecutor] | None = None  # (workers, pool): a comma
 def worker_pool(workers: int, preload: Sequence[str]) -> ProcessPoolExecutor:
     """The command's pool of `workers` processes, made on first use."""
     global _pool
-    if _pool is not None and _pool[0] != workers:
-        stop_workers()
+    if _pool is not None and _pool[0] != workers:  # another sweep of the command asks for more or fewer
+        _pool[1].shutdown(wait=True)
+        _pool = None
     if _pool is None:
         context = start_fork_server(preload)
         _pool = workers, ProcessPoolExecutor(workers, context, initializer=stop_at_interrupt)
