@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.config import ConfigError
@@ -35,6 +35,7 @@ class SummarizeSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        take_composed_jobs(str(sweep_dir))  # where the launcher did not take them
         then = None
         options = _tracker_options(config)
         if options is not None and self.parent_run_id:
@@ -65,29 +66,20 @@ def _user_error(error: BaseException | None) -> ConfigError | None:
 def check_sweep(config: DictConfig) -> dict[str, Any]:
     """Compose and validate every job of the sweep, and load each distinct data set once; then
     write the sweep file the jobs read, and return what it holds."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
 
     from runner.data import load_dataset, stratified_split
     from runner.train import check_settings
 
     loader = GlobalHydra.instance().config_loader()
-    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
-    parser = OverridesParser.create(config_loader=loader)
-    overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
-    swept = sorted(
-        {override.get_key_element() for override in overrides if override.is_sweep_override()} - {"experiment"}
-    )
-    try:
-        (jobs,) = BasicSweeper.split_arguments(overrides, None)
-    except HydraException:
-        jobs = None  # a non-grid sweeper (ranges, intervals): its trials validate themselves
+    swept, jobs = sweep_jobs(loader, config)
     checked_data: set[str] = set()
-    for job_config in _compose_jobs(loader, config, jobs or []):
+    composed: dict[tuple[str, ...], DictConfig] = {}
+    for overrides, job_config in compose_jobs(loader, config, jobs or []):
         HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
+        OmegaConf.set_readonly(job_config.hydra, False)  # as composed (set_config made it read-only)
+        composed[tuple(overrides)] = job_config
         settings = check_settings(job_config)
         data_key = repr((settings["data"], settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
         if data_key not in checked_data:
@@ -99,40 +91,85 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     HydraConfig.instance().set_config(config)
     # Only once every job is valid: the tracker's parent run, then the file the jobs read.
     sweep_dir = Path(config.hydra.sweep.dir)
+    _composed_jobs[str(sweep_dir)] = composed
     return _write_sweep_file(
         sweep_dir, swept=swept, total=len(jobs) if jobs else None, **_start_tracker(config, sweep_dir)
     )
 
 
-def _compose_jobs(loader, config: DictConfig, jobs: list[list[str]]):
-    """Each job's config. Composing costs a tenth of a second, so jobs whose overrides differ
-    only in plain values (model.dropout_rate=0.1, not optimizer=adam) share one composition,
-    with the values set on a copy of it."""
+def sweep_jobs(loader, config: DictConfig) -> tuple[list[str], list[list[str]] | None]:
+    """The keys the sweep sweeps (bar `experiment`), and each job's overrides as Hydra's grid
+    sweeper makes them; None for the jobs of a sweeper that is not a grid (ranges, intervals):
+    its trials validate themselves."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create(config_loader=loader)
+    overrides = parser.parse_overrides(params + list(config.hydra.overrides.task))
+    swept = sorted(
+        {override.get_key_element() for override in overrides if override.is_sweep_override()} - {"experiment"}
+    )
+    try:
+        (jobs,) = BasicSweeper.split_arguments(overrides, None)
+    except HydraException:
+        return swept, None
+    return swept, jobs
+
+
+def compose_jobs(loader, config: DictConfig, jobs: list[list[str]]):
+    """Each job's overrides and config, the config exactly as Hydra's launchers compose it
+    (`load_sweep_config`): runner's launcher sends these to its workers rather than composing
+    every job a second time. Composing costs 0.07 s, so jobs whose overrides differ only in
+    plain values (trainer.seed=1, model.dropout_rate=0.1; not optimizer=adam) share one
+    composition: a copy gets the values as Hydra applies them, and its record of them
+    (hydra.overrides.task, hydra.job.override_dirname) is written as Hydra writes it
+    (tests/test_config.py compares both ways for every experiment)."""
     import copy
 
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
-    from omegaconf import OmegaConf
 
     parser = OverridesParser.create()
     groups = set(config.hydra.runtime.choices)
+
+    def is_plain(override) -> bool:  # key=value, the key neither a config group's nor Hydra's
+        return override.type == OverrideType.CHANGE and is_config(override)
+
+    def is_config(override) -> bool:  # not a choice of config group, nor a setting of Hydra's
+        return override.key_or_group not in groups and not override.is_hydra_override()
+
     composed: dict[tuple[str, ...], DictConfig] = {}
     for overrides in jobs:
         parsed = parser.parse_overrides(list(overrides))
-        plain = [
-            o
-            for o in parsed
-            if o.type == OverrideType.CHANGE
-            and o.get_key_element() not in groups
-            and not o.get_key_element().startswith("hydra")
-        ]
-        structural = tuple(o.input_line for o in parsed if o not in plain)
-        if structural not in composed:
-            composed[structural] = loader.load_sweep_config(config, list(structural))
-        job_config = copy.deepcopy(composed[structural])
-        for override in plain:
-            OmegaConf.update(job_config, override.get_key_element(), override.value(), merge=False)
-        yield job_config
+        plain = [override for override in parsed if is_plain(override)]
+        shared = tuple(override.input_line for override in parsed if not is_plain(override))
+        if any(is_config(override) and not is_plain(override) for override in parsed):
+            # +key=value, ~key: Hydra applies these in order with the plain values; compose it all
+            yield overrides, loader.load_sweep_config(config, list(overrides))
+            continue
+        if shared not in composed:
+            composed[shared] = loader.load_sweep_config(config, list(shared))
+        job_config = copy.deepcopy(composed[shared])
+        ConfigLoaderImpl._apply_overrides_to_config(plain, job_config)
+        task = [override for override in parsed if not override.is_hydra_override()]
+        dirname = job_config.hydra.job.config.override_dirname
+        job_config.hydra.overrides.task = [override.input_line for override in task]
+        job_config.hydra.job.override_dirname = get_overrides_dirname(
+            task, exclude_keys=list(dirname.exclude_keys), item_sep=dirname.item_sep, kv_sep=dirname.kv_sep
+        )
+        yield overrides, job_config
+
+
+_composed_jobs: dict[str, dict[tuple[str, ...], DictConfig]] = {}  # by sweep folder, then job overrides
+
+
+def take_composed_jobs(sweep_dir: str) -> dict[tuple[str, ...], DictConfig]:
+    """The configs the pre-flight check composed for the sweep in `sweep_dir`, by each job's
+    overrides (empty where none were: a sweeper that is not a grid), forgotten here."""
+    return _composed_jobs.pop(sweep_dir, {})
 
 
 def _write_sweep_file(sweep_dir: Path, swept: list[str], total: int | None, **extra: Any) -> dict[str, Any]:
@@ -150,8 +187,6 @@ def _write_sweep_file(sweep_dir: Path, swept: list[str], total: int | None, **ex
 
 
 def _tracker_options(config: DictConfig) -> dict[str, Any] | None:
-    from omegaconf import OmegaConf
-
     logger = config.get("logger")
     if logger is None or logger.get("name") != "mlflow":
         return None

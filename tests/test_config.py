@@ -166,3 +166,43 @@ def test_validation_names_the_key_and_the_fix(override, message):
 
 def test_weights_scale_expresses_the_notes_standard_normal():
     validate(settings(compose_config("model.weights_initializer=random_normal", "model.weights_scale=1.0")))
+
+
+@pytest.mark.parametrize(
+    "experiments, extra",
+    [
+        ([*EXPERIMENTS, *DEEP_EXPERIMENTS], []),
+        (
+            ["optimizer", "gradient_clipping"],
+            ["trainer.seed=0,1", "trainer.epochs=3", "data=wine,iris", "hydra.job.name=j"],
+        ),
+        (["learning_rate"], ["trainer.seed=0,1", "+model.note=x", "data=wine,iris"]),  # + applies in order: not shared
+    ],
+    ids=["every-experiment", "with-overrides", "with-additions"],
+)
+def test_jobs_are_composed_exactly_as_hydra_composes_them(experiments, extra):
+    """Runner's launcher sends its workers the configs the pre-flight check composed, some
+    sharing one composition with plain values set on a copy: each must be Hydra's own, down to
+    its record of the overrides (the variant's folder name) and its flags."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from runner.callbacks import compose_jobs, sweep_jobs
+
+    compared = set()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        loader = GlobalHydra.instance().config_loader()
+        for experiment in experiments:
+            master = loader.load_configuration("config", [f"experiment={experiment}", *extra], RunMode.MULTIRUN)
+            _, jobs = sweep_jobs(loader, master)
+            for overrides, composed in compose_jobs(loader, master, jobs):
+                hydras = loader.load_sweep_config(master, list(overrides))
+                assert OmegaConf.to_yaml(composed) == OmegaConf.to_yaml(hydras), overrides
+                assert OmegaConf.is_struct(composed) and not OmegaConf.is_readonly(composed.hydra)
+                compared.add((experiment, composed.hydra.job.override_dirname))
+    per_experiment = 4 if extra else 1  # two seeds, two data sets
+    assert len(compared) == per_experiment * sum(
+        len(EXPERIMENTS[name][1].split(",")) if name in EXPERIMENTS else len(sweep_variants(DEEP_EXPERIMENTS[name][0]))
+        for name in experiments
+    )

@@ -25,7 +25,7 @@ class ProcessesLauncherConf:
     # Worker processes: -1 is one per core, -2 all cores but one (joblib's convention), or a number.
     n_jobs: int = -1
     # Modules imported once, before the workers are forked, so that each starts with them loaded.
-    preload: list[str] = field(default_factory=lambda: ["runner.train", "runner.telemetry"])
+    preload: list[str] = field(default_factory=lambda: ["runner.preload"])
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="processes", node=ProcessesLauncherConf, provider="runner")
