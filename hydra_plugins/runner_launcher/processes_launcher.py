@@ -2,10 +2,11 @@
 
 Hydra's joblib launcher starts each worker as a fresh interpreter, which imports TensorFlow and
 Keras itself (about 4 CPU-seconds a worker). This one forks its workers from a process that
-imported them once (runner.processes). Otherwise it runs jobs as the joblib launcher does: each
-job composes its config and runs in a worker, and the sweeps of one command share the workers;
-where runner runs several grid sweeps in one command, it queues each one's jobs and goes on to
-compose the next (runner.processes.queued_sweeps).
+imported them once (runner.processes). Otherwise it runs jobs as the joblib launcher does, and
+the sweeps of one command share the workers; each job gets the config that runner's pre-flight
+check composed for it (runner.callbacks.check_sweep) rather than composing it again. Where runner
+runs several grid sweeps in one command, it queues each one's jobs and goes on to compose the
+next (runner.processes.queued_sweeps).
 """
 
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 @dataclass
@@ -32,7 +33,8 @@ ConfigStore.instance().store(group="hydra/launcher", name="processes", node=Proc
 
 
 def _execute_job(payload: bytes) -> bytes:
-    """In a worker: compose the job's config and run it, as Hydra's joblib launcher does. Both
+    """In a worker: run the job, as Hydra's joblib launcher does, with the config runner's
+    pre-flight check composed for it (or, where it composed none, composing it here). Both
     ways by cloudpickle: the task function is the one Hydra's decorator wraps, and the configs
     hold the classes of plugins' structured configs, which Hydra's plugin discovery loads apart
     from their modules; pickle finds neither by name."""
@@ -44,10 +46,11 @@ def _execute_job(payload: bytes) -> bytes:
     from hydra.core.utils import run_job, setup_globals
     from omegaconf import open_dict
 
-    idx, overrides, hydra_context, config, task_function, singleton_state = pickle.loads(payload)
+    idx, overrides, sweep_config, hydra_context, config, task_function, singleton_state = pickle.loads(payload)
     setup_globals()
     Singleton.set_state(singleton_state)
-    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    if sweep_config is None:  # not composed by runner's pre-flight check
+        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
     with open_dict(sweep_config):
         sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
         sweep_config.hydra.job.num = idx
@@ -87,6 +90,7 @@ class ProcessesLauncher(Launcher):
         from hydra.core.singleton import Singleton
         from hydra.core.utils import configure_log, filter_overrides, setup_globals
 
+        from runner.callbacks import take_composed_jobs
         from runner.processes import job_returns, queue_jobs, worker_pool
 
         assert self.config is not None and self.task_function is not None and self.hydra_context is not None
@@ -103,8 +107,21 @@ class ProcessesLauncher(Launcher):
 
         pool = worker_pool(self.workers, self.preload)
         state = Singleton.get_state()
+        composed = take_composed_jobs(str(sweep_dir))
+        for job_config in composed.values():
+            # What load_sweep_config does, and at the same moment: a launch resolves the sweep
+            # folder (its ${now:...}) in the sweep's config, and every job must resolve it alike.
+            OmegaConf.copy_cache(from_config=self.config, to_config=job_config)
         jobs = [
-            (initial_job_idx + idx, overrides, self.hydra_context, self.config, self.task_function, state)
+            (
+                initial_job_idx + idx,
+                overrides,
+                composed.get(tuple(overrides)),
+                self.hydra_context,
+                self.config,
+                self.task_function,
+                state,
+            )
             for idx, overrides in enumerate(job_overrides)
         ]
         payloads = [cloudpickle.dumps(job) for job in jobs]
