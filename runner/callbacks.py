@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ class SummarizeSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        take_composed_jobs(str(sweep_dir))  # where the launcher did not take them
+        forget_composed_jobs(str(sweep_dir))
         then = None
         options = _tracker_options(config)
         if options is not None and self.parent_run_id:
@@ -166,10 +166,21 @@ def compose_jobs(loader, config: DictConfig, jobs: list[list[str]]):
 _composed_jobs: dict[str, dict[tuple[str, ...], DictConfig]] = {}  # by sweep folder, then job overrides
 
 
-def take_composed_jobs(sweep_dir: str) -> dict[tuple[str, ...], DictConfig]:
-    """The configs the pre-flight check composed for the sweep in `sweep_dir`, by each job's
-    overrides (empty where none were: a sweeper that is not a grid), forgotten here."""
-    return _composed_jobs.pop(sweep_dir, {})
+def precomposed(config: DictConfig, overrides: Sequence[str]) -> DictConfig | None:
+    """The config the pre-flight check composed for the job of the sweep `config` with
+    `overrides`, as Hydra's `load_sweep_config(config, overrides)` returns it at this moment (it
+    is forgotten here); None where the check composed none (a sweeper that is not a grid)."""
+    job_config = _composed_jobs.get(str(config.hydra.sweep.dir), {}).pop(tuple(overrides), None)
+    if job_config is not None:
+        # As load_sweep_config does: the sweep config's resolved values so far (the sweep
+        # folder's ${now:...}, which a launch resolves) are the job's too.
+        OmegaConf.copy_cache(from_config=config, to_config=job_config)
+    return job_config
+
+
+def forget_composed_jobs(sweep_dir: str) -> None:
+    """Drop what the pre-flight check composed for the sweep in `sweep_dir` and no launcher took."""
+    _composed_jobs.pop(sweep_dir, None)
 
 
 def _write_sweep_file(sweep_dir: Path, swept: list[str], total: int | None, **extra: Any) -> dict[str, Any]:

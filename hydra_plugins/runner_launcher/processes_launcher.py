@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 
 @dataclass
@@ -90,7 +90,7 @@ class ProcessesLauncher(Launcher):
         from hydra.core.singleton import Singleton
         from hydra.core.utils import configure_log, filter_overrides, setup_globals
 
-        from runner.callbacks import take_composed_jobs
+        from runner.callbacks import precomposed
         from runner.processes import job_returns, queue_jobs, worker_pool
 
         assert self.config is not None and self.task_function is not None and self.hydra_context is not None
@@ -107,16 +107,11 @@ class ProcessesLauncher(Launcher):
 
         pool = worker_pool(self.workers, self.preload)
         state = Singleton.get_state()
-        composed = take_composed_jobs(str(sweep_dir))
-        for job_config in composed.values():
-            # What load_sweep_config does, and at the same moment: a launch resolves the sweep
-            # folder (its ${now:...}) in the sweep's config, and every job must resolve it alike.
-            OmegaConf.copy_cache(from_config=self.config, to_config=job_config)
         jobs = [
             (
                 initial_job_idx + idx,
                 overrides,
-                composed.get(tuple(overrides)),
+                precomposed(self.config, overrides),
                 self.hydra_context,
                 self.config,
                 self.task_function,
