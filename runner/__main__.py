@@ -1,6 +1,17 @@
-"""`python -m runner`: train one variant, or `python -m runner -m ...` to sweep."""
+"""`python -m runner` and the `runner` command: train one variant, or `-m` to sweep."""
 
-from runner.app import cli
+import sys
+
+from runner.processes import start_fork_server_early
+
+
+def main() -> None:
+    # First of all: a sweep's fork server imports TensorFlow while runner and Hydra load.
+    start_fork_server_early(sys.argv[1:])
+    from runner.app import cli
+
+    cli()
+
 
 if __name__ == "__main__":
-    cli()
+    main()

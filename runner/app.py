@@ -97,7 +97,7 @@ def run_command(arguments: list[str]) -> None:
     swept (their jobs share the launcher's worker processes)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from runner.processes import collect_sweeps, queued_sweeps
+    from runner.processes import collect_sweeps, queued_sweeps, start_fork_server_early
 
     try:
         check_override_keys(arguments)
@@ -119,33 +119,6 @@ def run_command(arguments: list[str]) -> None:
                 GlobalHydra.instance().clear()
                 train_app()
                 collect_sweeps(wait=False)  # rankings of the sweeps done meanwhile
-
-
-def start_fork_server_early(arguments: list[str]) -> None:
-    """Start the fork server that a sweep's processes are forked from (runner.processes) now,
-    while this process composes and checks the sweep's configs (1 to 2 s). For runner's parallel
-    launcher it imports what its workers need (TensorFlow, 4 s), with the launcher's settings
-    (conf/config.yaml's, with any hydra.launcher.* override); under any other launcher, what the
-    summaries' plotting processes need (pandas, matplotlib: a second), so that the first
-    sweep's summary does not wait for it."""
-    import dataclasses
-
-    import yaml
-
-    if not {"-m", "--multirun"} & set(arguments):
-        return
-    from hydra_plugins.runner_launcher.processes_launcher import ProcessesLauncherConf
-    from runner.processes import start_fork_server
-
-    options = dataclasses.asdict(ProcessesLauncherConf())
-    launcher = "processes"
-    for argument in arguments:
-        key, _, value = argument.partition("=")
-        if key == "hydra/launcher":
-            launcher = value
-        if key.startswith("hydra.launcher.") and key.removeprefix("hydra.launcher.") in options:
-            options[key.removeprefix("hydra.launcher.")] = yaml.safe_load(value)
-    start_fork_server(options["preload"] if launcher == "processes" else ["runner.compare"])
 
 
 def release_workers() -> None:

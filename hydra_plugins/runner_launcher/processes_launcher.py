@@ -19,6 +19,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from runner.processes import PRELOAD
+
 
 @dataclass
 class ProcessesLauncherConf:
@@ -26,7 +28,7 @@ class ProcessesLauncherConf:
     # Worker processes: -1 is one per core, -2 all cores but one (joblib's convention), or a number.
     n_jobs: int = -1
     # Modules imported once, before the workers are forked, so that each starts with them loaded.
-    preload: list[str] = field(default_factory=lambda: ["runner.preload"])
+    preload: list[str] = field(default_factory=lambda: list(PRELOAD))
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="processes", node=ProcessesLauncherConf, provider="runner")
