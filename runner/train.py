@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 import traceback
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -248,8 +249,10 @@ def fit_model(
     return history
 
 
-# The last compiled model of this process, by the signature of what its traced steps depend on.
-_last_compiled: dict[str, Any] = {}
+# This process's last few compiled models, by the signature of what their traced steps depend
+# on, the most recently used last (a few MB each).
+_compiled: OrderedDict[str, Any] = OrderedDict()
+_KEEP_COMPILED = 4
 
 
 def compiled_model(
@@ -257,8 +260,9 @@ def compiled_model(
 ):
     """A compiled model in exactly the state a fresh build with this seed has.
 
-    Where only the seed or the learning rate differ from the previous variant of this process
-    (a sweep's seeds, a learning-rate sweep), the previous model is reused with the weights,
+    Where only the seed or the learning rate differ from one of the last few variants this
+    process trained (a sweep's seeds, a learning-rate sweep, the base network that several of a
+    command's sweeps start from), that variant's model is reused with the weights,
     random-generator states and optimizer variables of a fresh build assigned to it, so its
     traced train and test steps are reused too: tracing is most of a small variant's time. The
     histories are identical to a fresh build's (tests/test_telemetry.py compares them).
@@ -276,10 +280,9 @@ def compiled_model(
         sort_keys=True,
         default=str,
     )
-    reused = _last_compiled.pop(signature, None) if reuse else None
+    reused = _compiled.pop(signature, None) if reuse else None
     if reused is None:
-        _last_compiled.clear()
-        _clear_session(keras)
+        _clear_session(keras)  # the kept models still train: their steps are traced
     keras.utils.set_random_seed(trainer["seed"])
     tf.config.experimental.enable_op_determinism()
     model = build_model(settings["model"], n_features, n_classes, name=name, telemetry=gradients)
@@ -299,7 +302,9 @@ def compiled_model(
             target.assign(source)
         model = reused
     if reuse:
-        _last_compiled[signature] = model
+        _compiled[signature] = model
+        while len(_compiled) > _KEEP_COMPILED:
+            _compiled.popitem(last=False)
     return model
 
 
@@ -437,7 +442,7 @@ def train_variant(
             callbacks=tracker.callbacks() if tracker is not None else None,
         )
     except Exception as exc:  # a failed variant is data, not a crash
-        _last_compiled.clear()  # never reuse a model whose fit broke off
+        _compiled.clear()  # never reuse a model whose fit broke off
         error = f"{type(exc).__name__}: {exc}"
         write_atomic(output_dir / "error.txt", traceback.format_exc())
     seconds = time.perf_counter() - started

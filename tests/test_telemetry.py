@@ -115,30 +115,33 @@ def test_residual_connections_skip_equal_width_layers():
 
 
 def test_a_reused_compiled_model_trains_exactly_like_a_fresh_one(digits):
-    """A worker reuses its last compiled model where only the seed or the learning rate change:
-    the histories and the telemetry must be those of a fresh build."""
+    """A worker reuses one of its last compiled models where only the seed or the learning rate
+    change, also after training other networks meanwhile: the histories and the telemetry must
+    be those of a fresh build."""
     import runner.train
 
     settings = deep_settings(dropout_rate=0.2, normalization="batch")
     settings["optimizer"] = group_option("optimizer", "adagrad")  # slots that do not start at zero
 
-    def train(seed, learning_rate):
+    def train(seed, learning_rate, optimizer="adagrad"):
         settings["trainer"].update(seed=seed, epochs=2)
-        settings["optimizer"]["learning_rate"] = learning_rate
+        settings["optimizer"] = {**group_option("optimizer", optimizer), "learning_rate": learning_rate}
         telemetry = TelemetryCallback(digits.x_val[:64], "relu", gradients=True)
         history = fit_model(settings, digits, 10, "reuse", telemetry=telemetry)
         return history.history, telemetry.rows
 
-    runner.train._last_compiled.clear()
+    runner.train._compiled.clear()
     fresh = train(seed=1, learning_rate=0.05)
-    first = runner.train._last_compiled.copy()
+    (model,) = runner.train._compiled.values()
     other = train(seed=2, learning_rate=0.01)
-    assert list(runner.train._last_compiled.values()) == list(first.values())  # the same model, reused
+    assert list(runner.train._compiled.values()) == [model]  # the same model, reused
+    sgd = train(seed=1, learning_rate=0.05, optimizer="sgd")  # another network meanwhile
     again = train(seed=1, learning_rate=0.05)
+    assert len(runner.train._compiled) == 2 and model in runner.train._compiled.values()
     assert again == fresh
-    assert other[0]["loss"] != fresh[0]["loss"]
+    assert other[0]["loss"] != fresh[0]["loss"] and sgd[0]["loss"] != fresh[0]["loss"]
 
-    runner.train._last_compiled.clear()
+    runner.train._compiled.clear()
     assert train(seed=2, learning_rate=0.01) == other  # fresh build of what was reused
 
 
