@@ -249,10 +249,11 @@ def fit_model(
     return history
 
 
-# This process's last few compiled models, by the signature of what their traced steps depend
-# on, the most recently used last (a few MB each).
-_compiled: OrderedDict[str, Any] = OrderedDict()
-_KEEP_COMPILED = 4
+# This process's last few compiled models, by the signature of what their traced steps depend on
+# (network and optimizer), the most recently used last: [model, its optimizer, its traced train
+# step, where the model has since trained with another optimizer]. A few MB each.
+_compiled: OrderedDict[tuple[str, str], list] = OrderedDict()
+_KEEP_COMPILED = 6
 
 
 def compiled_model(
@@ -264,9 +265,11 @@ def compiled_model(
     process trained (a sweep's seeds, a learning-rate sweep, the base network that several of a
     command's sweeps start from), that variant's model is reused with the weights,
     random-generator states and optimizer variables of a fresh build assigned to it, so its
-    traced train and test steps are reused too: tracing is most of a small variant's time. The
-    histories are identical to a fresh build's (tests/test_telemetry.py compares them).
-    `reuse=False` builds anew.
+    traced train and test steps are reused too: tracing is most of a small variant's time.
+    Where only the optimizer differs (an optimizer sweep), the network is reused with another
+    optimizer: its test step is kept, and its train step is traced anew, or taken from when the
+    network last trained with that optimizer. The histories are identical to a fresh build's
+    (tests/test_telemetry.py compares them). `reuse=False` builds anew.
     """
     import keras
     import tensorflow as tf
@@ -275,37 +278,54 @@ def compiled_model(
 
     trainer = settings["trainer"]
     optimizer = {key: value for key, value in settings["optimizer"].items() if key != "learning_rate"}
-    signature = json.dumps(
-        [settings["model"], optimizer, trainer["loss"], trainer["metrics"], n_features, n_classes, gradients],
+    network = json.dumps(
+        [settings["model"], trainer["loss"], trainer["metrics"], n_features, n_classes, gradients],
         sort_keys=True,
         default=str,
     )
-    reused = _compiled.pop(signature, None) if reuse else None
-    if reused is None:
+    signature = network, json.dumps(optimizer, sort_keys=True, default=str)
+    kept = _compiled.pop(signature, None) if reuse else None
+    same_network = None
+    if kept is None and reuse:
+        same_network = next((entry for key, entry in reversed(_compiled.items()) if key[0] == network), None)
+    if kept is None:
         _clear_session(keras)  # the kept models still train: their steps are traced
     keras.utils.set_random_seed(trainer["seed"])
     tf.config.experimental.enable_op_determinism()
     model = build_model(settings["model"], n_features, n_classes, name=name, telemetry=gradients)
-    if reused is None:
-        model.compile(
-            optimizer=build_optimizer(settings["optimizer"]), loss=trainer["loss"], metrics=list(trainer["metrics"])
-        )
+    fresh = build_optimizer(settings["optimizer"])
+    if kept is None and same_network is None:
+        model.compile(optimizer=fresh, loss=trainer["loss"], metrics=list(trainer["metrics"]))
         _build_state(model, n_features, n_classes)
     else:
+        reused = kept[0] if kept is not None else same_network[0]
         for target, source in zip(reused.variables, model.variables, strict=True):
             target.assign(source)
-        fresh = build_optimizer(settings["optimizer"])
         fresh.build(reused.trainable_variables)
-        if not reused.optimizer.built:
-            reused.optimizer.build(reused.trainable_variables)
-        for target, source in zip(reused.optimizer.variables, fresh.variables, strict=True):
-            target.assign(source)
+        if kept is not None:
+            _use_optimizer(reused, kept[1], kept[2])
+            for target, source in zip(reused.optimizer.variables, fresh.variables, strict=True):
+                target.assign(source)
+        else:
+            _use_optimizer(reused, fresh, None)  # its train step is traced anew at the next fit
         model = reused
     if reuse:
-        _compiled[signature] = model
+        _compiled[signature] = [model, model.optimizer, None]
         while len(_compiled) > _KEEP_COMPILED:
             _compiled.popitem(last=False)
     return model
+
+
+def _use_optimizer(model, optimizer, train_function) -> None:
+    """Switch a kept model to another of its optimizers, with the train step traced for it (None:
+    not traced yet), keeping the one it had for when a variant uses it again."""
+    if model.optimizer is optimizer:
+        return
+    for entry in _compiled.values():
+        if entry[0] is model and entry[1] is model.optimizer:
+            entry[2] = model.train_function
+    model.optimizer = optimizer
+    model.train_function = train_function
 
 
 def _build_state(model, n_features: int, n_classes: int) -> None:

@@ -115,34 +115,43 @@ def test_residual_connections_skip_equal_width_layers():
 
 
 def test_a_reused_compiled_model_trains_exactly_like_a_fresh_one(digits):
-    """A worker reuses one of its last compiled models where only the seed or the learning rate
-    change, also after training other networks meanwhile: the histories and the telemetry must
-    be those of a fresh build."""
+    """A worker reuses one of its last compiled models where only the seed, the learning rate or
+    the optimizer change, also after training other networks meanwhile: the histories and the
+    telemetry must be those of a fresh build."""
     import runner.train
 
     settings = deep_settings(dropout_rate=0.2, normalization="batch")
-    settings["optimizer"] = group_option("optimizer", "adagrad")  # slots that do not start at zero
 
-    def train(seed, learning_rate, optimizer="adagrad"):
+    def train(seed, learning_rate, optimizer="adagrad", activation="relu"):  # adagrad: slots that do not start at 0
         settings["trainer"].update(seed=seed, epochs=2)
+        settings["model"]["hidden_activation"] = activation
         settings["optimizer"] = {**group_option("optimizer", optimizer), "learning_rate": learning_rate}
-        telemetry = TelemetryCallback(digits.x_val[:64], "relu", gradients=True)
+        telemetry = TelemetryCallback(digits.x_val[:64], activation, gradients=True)
         history = fit_model(settings, digits, 10, "reuse", telemetry=telemetry)
         return history.history, telemetry.rows
 
-    runner.train._compiled.clear()
-    fresh = train(seed=1, learning_rate=0.05)
-    (model,) = runner.train._compiled.values()
-    other = train(seed=2, learning_rate=0.01)
-    assert list(runner.train._compiled.values()) == [model]  # the same model, reused
-    sgd = train(seed=1, learning_rate=0.05, optimizer="sgd")  # another network meanwhile
-    again = train(seed=1, learning_rate=0.05)
-    assert len(runner.train._compiled) == 2 and model in runner.train._compiled.values()
-    assert again == fresh
-    assert other[0]["loss"] != fresh[0]["loss"] and sgd[0]["loss"] != fresh[0]["loss"]
+    def kept():
+        return [model for model, _, _ in runner.train._compiled.values()]
 
     runner.train._compiled.clear()
-    assert train(seed=2, learning_rate=0.01) == other  # fresh build of what was reused
+    fresh = train(seed=1, learning_rate=0.05)
+    (model,) = kept()
+    other = train(seed=2, learning_rate=0.01)
+    assert kept() == [model]  # the same model, reused
+    tanh = train(seed=1, learning_rate=0.05, activation="tanh")  # another network meanwhile
+    again = train(seed=1, learning_rate=0.05)
+    assert len(kept()) == 2 and kept()[-1] is model
+    assert again == fresh
+    adagrad_step = model.train_function
+    sgd = train(seed=1, learning_rate=0.05, optimizer="sgd")  # the same network, another optimizer
+    assert kept()[-2:] == [model, model] and model.train_function is not adagrad_step
+    assert train(seed=1, learning_rate=0.05) == fresh and model.train_function is adagrad_step  # kept for adagrad
+    assert len({str(result[0]["loss"]) for result in (fresh, other, tanh, sgd)}) == 4
+
+    runner.train._compiled.clear()
+    assert train(seed=2, learning_rate=0.01) == other  # fresh builds of what was reused
+    runner.train._compiled.clear()
+    assert train(seed=1, learning_rate=0.05, optimizer="sgd") == sgd
 
 
 def test_networks_trained_one_after_another_are_freed(digits):
