@@ -8,10 +8,10 @@ after the last one, in two separate processes (peak RSS only grows, so one proce
 
 - seeds: every variant a new seed and learning rate, as in a sweep's seeds or a learning-rate
   sweep; the worker reuses its compiled model (runner.train.compiled_model);
-- structures: every variant a different network from the one before (alternating hidden
-  layer widths), so each needs a newly traced model, which TensorFlow kept alive through the
+- structures: every variant a network of its own (its second hidden layer one unit wider than
+  the last one's), so each needs a newly traced model, which TensorFlow kept alive through the
   gradient function tf.custom_gradient registers (tensorflow/tensorflow#97697) until runner
-  dropped those (runner.train._clear_session).
+  dropped those (runner.train._clear_session); the worker keeps its last few models only.
 
 TensorFlow is known to leak across models unless sessions are cleared; the target is growth
 < 100 MB.
@@ -50,7 +50,7 @@ def run_case(case: str, variants: int) -> None:
             if case == "seeds":
                 settings["optimizer"]["learning_rate"] = 0.001 * (1 + number % 5)
             else:
-                settings["model"]["hidden_nodes"] = [32, 64] if number % 2 else [32, 48]
+                settings["model"]["hidden_nodes"] = [32, 16 + number]
             split = split_dataset(dataset, settings["trainer"]["validation_split"], number)
             train_variant(settings, dataset, split, Path(scratch) / str(number), swept={})
             if number == 10:
