@@ -304,6 +304,8 @@ def compiled_model(
         fresh.build(reused.trainable_variables)
         if kept is not None:
             _use_optimizer(reused, kept[1], kept[2])
+            if not reused.optimizer.built:
+                reused.optimizer.build(reused.trainable_variables)
             for target, source in zip(reused.optimizer.variables, fresh.variables, strict=True):
                 target.assign(source)
         else:
