@@ -6,9 +6,10 @@ server (`multiprocessing`'s "forkserver" start method, with `preload`) imports t
 process of its own, and forks every worker from it. Importing does not start TensorFlow's runtime
 (no thread pool, no device), so each forked worker starts its own, as a fresh process would.
 
-One fork server per command: the first caller's `preload` is what it imports. runner's parallel
-launcher (hydra_plugins/runner_launcher) starts it first, with the jobs' modules; the sweeps'
-summaries fork their plotting processes from it too. Where the platform has no fork server
+One fork server per command: the first caller's `preload` is what it imports. A sweep command
+starts it before anything else (start_fork_server_early), with what runner's parallel launcher
+(hydra_plugins/runner_launcher) preloads, runner.preload; the sweeps' summaries fork their
+plotting processes from it too. Where the platform has no fork server
 (Windows), workers are spawned and import what they need themselves.
 """
 
