@@ -34,10 +34,11 @@ def peak_rss_mb() -> float:
 
 
 def run_case(case: str, variants: int) -> None:
+    from runner.train import train_variant
+
     import runner  # noqa: F401
     from runner.config import default_settings
     from runner.data import load_dataset, split_dataset
-    from runner.train import train_variant
 
     settings = default_settings()
     settings.update(name="memory", title="Memory", label="Base", metric="accuracy",

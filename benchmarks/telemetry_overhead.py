@@ -20,9 +20,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
 import runner  # noqa: F401
-from runner.config import CONFIG_DIR
+from runner.config import CONFIG_DIR, check_settings
 from runner.data import load_dataset, split_dataset
-from runner.train import check_settings, train_variant
+from runner.variant import train_variant
 
 SWEEPS = ("optimizer", "vanishing_gradients")
 

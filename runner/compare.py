@@ -1,4 +1,4 @@
-"""Sweep folder -> tables and comparison plots. Never imports Keras or TensorFlow.
+"""Sweep folder -> ranking, tables and comparison plots. Never imports Keras or TensorFlow.
 
 python -m runner.compare results/optimizer/2026-11-23_10-00-00
 """
@@ -13,20 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.train import DIAGNOSTICS_FILE, HISTORY_FILE, METRICS_FILE, write_atomic
+from runner.plots import PLOTTED_METRICS, plot_diagnostics, plot_metric
+from runner.results import DIAGNOSTICS_FILE, HISTORY_FILE, METRICS_FILE, write_atomic
 
-PLOTTED_METRICS = {
-    "accuracy": "training accuracy",
-    "val_accuracy": "validation accuracy",
-    "loss": "training loss",
-    "val_loss": "validation loss",
-}
-# Telemetry plots over epochs: file name -> (diagnostics metric, axis label).
-DIAGNOSTIC_PLOTS = {
-    "grad_norm_history.png": ("gradient_norm", "global gradient norm (mean over steps)"),
-    "dead_units.png": ("dead_fraction", "dead units (fraction of hidden units)"),
-    "saturation.png": ("saturated_fraction", "saturated activations (fraction)"),
-}
 NUMERIC_COLUMNS = (
     "final_accuracy",
     "final_val_accuracy",
@@ -156,138 +145,6 @@ def _status_text(statuses: pd.Series) -> str:
     if len(counts) == 1:
         return str(counts.index[0])
     return ", ".join(f"{count} {status}" for status, count in counts.items())
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: never a window, never a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_metric(
-    histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title: str, path: Path, ylabel: str | None = None
-) -> Path:
-    """One line per variant (mean over seeds, min-max band); diverged dashed, failed noted."""
-    plt = _pyplot()
-
-    variants = list(dict.fromkeys(runs["variant"]))
-    colors = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20")
-    figure, axes = plt.subplots(figsize=(8, 5))
-    data = histories[histories["metric"] == metric]
-    failed = []
-    for index, variant in enumerate(variants):
-        statuses = set(runs.loc[runs["variant"] == variant, "status"])
-        curves = data[data["variant"] == variant].pivot_table(
-            index="epoch", columns="run", values="value", dropna=False
-        )
-        if curves.empty or curves.isna().all().all():
-            if "failed" in statuses:
-                failed.append(variant)
-            continue
-        color = colors(index % colors.N)
-        diverged = "diverged" in statuses
-        label = variant + (" (diverged)" if diverged else "") + (" (failed)" if "failed" in statuses else "")
-        mean = curves.mean(axis=1)
-        axes.plot(mean.index, mean.values, color=color, linestyle="--" if diverged else "-", label=label, linewidth=1.8)
-        if curves.shape[1] > 1:
-            axes.fill_between(curves.index, curves.min(axis=1), curves.max(axis=1), color=color, alpha=0.15)
-        if diverged:
-            finite = mean.dropna()
-            if not finite.empty:
-                axes.plot(finite.index[-1], finite.values[-1], marker="X", markersize=10, color=color)
-    if metric.endswith(("accuracy", "fraction")):
-        axes.set_ylim(-0.02, 1.02)
-    elif (data["value"].dropna() > 0).all() and not data.empty:
-        axes.set_yscale("log")
-    axes.set_xlabel("Epoch")
-    axes.set_ylabel(ylabel or PLOTTED_METRICS.get(metric, metric))
-    seeds = runs.groupby("variant").size().max()
-    note = f"\n(mean of {seeds} seeds, band: min to max)" if seeds > 1 else ""
-    axes.set_title(f"{title}{note}")
-    axes.xaxis.get_major_locator().set_params(integer=True)
-    axes.grid(alpha=0.3)
-    if axes.lines:
-        axes.legend(fontsize="small", loc="best")
-    if failed:
-        figure.text(0.01, 0.01, "failed, no history: " + ", ".join(failed), fontsize="small", color="firebrick")
-    # Fixed margins: tight_layout() measured every text box and cost a third of each plot.
-    figure.subplots_adjust(left=0.1, right=0.97, top=0.86 if "\n" in axes.get_title() else 0.92, bottom=0.12)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
-def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: str, path: Path) -> Path:
-    """Gradient norm per layer, input to output, at the first and the last epoch: a vanishing
-    gradient is a line that falls towards the input, an exploding one a line that rises."""
-    plt = _pyplot()
-    norms = diagnostics[(diagnostics["metric"] == "gradient_norm") & (diagnostics["depth"] > 0)]
-    variants = list(dict.fromkeys(runs["variant"]))
-    colors = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20")
-    legend_rows = -(-len(variants) // 3)
-    height = 5 + 0.22 * legend_rows
-    figure, panels = plt.subplots(1, 2, figsize=(12, height), sharey=True)
-    first = int(norms["epoch"].min())
-    last = int(norms["epoch"].max())
-    recorded = set(norms["variant"])  # a failed variant may have recorded none
-    for axes, epoch, name in ((panels[0], first, "first epoch"), (panels[1], last, f"last epoch ({last})")):
-        for index, variant in enumerate(variants):
-            if variant not in recorded:
-                continue
-            rows = norms[(norms["variant"] == variant) & (norms["epoch"] == min(epoch, _last_epoch(norms, variant)))]
-            if rows.empty:
-                continue
-            profile = rows.groupby("depth")["value"].mean()
-            profile = profile[profile > 0]
-            diverged = "diverged" in set(runs.loc[runs["variant"] == variant, "status"])
-            axes.plot(
-                profile.index,
-                profile.values,
-                marker="o",
-                markersize=4,
-                color=colors(index % colors.N),
-                linestyle="--" if diverged else "-",
-                label=variant + (" (diverged)" if diverged else ""),
-            )
-        depths = sorted(norms["depth"].unique())
-        axes.set_xticks(depths, [str(d) for d in depths[:-1]] + ["out"])
-        axes.set_yscale("log")
-        axes.set_xlabel("Layer (input → output)")
-        axes.set_title(name)
-        axes.grid(alpha=0.3, which="both")
-    panels[0].set_ylabel("kernel gradient norm (mean over steps)")
-    handles, labels = panels[0].get_legend_handles_labels()
-    if handles:
-        figure.legend(handles, labels, loc="lower center", ncol=3, fontsize="small", frameon=False)
-    bottom = (0.25 + 0.22 * legend_rows) / height
-    figure.suptitle(f"{title}: gradient norm per layer")
-    figure.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=bottom + 0.08, wspace=0.06)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
-def _last_epoch(norms: pd.DataFrame, variant: str) -> int:
-    return int(norms.loc[norms["variant"] == variant, "epoch"].max())
-
-
-def plot_diagnostics(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: str, folder: Path) -> list[Path]:
-    """gradient_norms.png, grad_norm_history.png, dead_units.png and saturation.png, where recorded."""
-    files = []
-    if (diagnostics["metric"] == "gradient_norm").any():
-        files.append(plot_gradient_profile(diagnostics, runs, title, folder / "gradient_norms.png"))
-    for name, (metric, label) in DIAGNOSTIC_PLOTS.items():
-        rows = diagnostics[diagnostics["metric"] == metric]
-        rows = rows[rows["depth"] == 0] if metric == "gradient_norm" else rows[rows["depth"] > 0]
-        if rows.empty:
-            continue
-        # Fractions are averaged over the hidden layers, per run and epoch.
-        curves = rows.groupby(["variant", "run", "epoch"], as_index=False)["value"].mean().assign(metric=metric)
-        files.append(plot_metric(curves, runs, metric, f"{title}: {label}", folder / name, ylabel=label))
-    return files
 
 
 def rank_sweep(folder: Path) -> SweepSummary:

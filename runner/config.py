@@ -6,48 +6,29 @@ fails in a second with a message that names the key and the valid choices.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from pathlib import Path
 from typing import Any
 
 from hydra.errors import CompactHydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 CONFIG_DIR = Path(__file__).parent / "conf"
-
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu", "gelu", "swish", "linear")
-OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "linear")
-INITIALIZERS = (
-    "random_normal",
-    "random_uniform",
-    "truncated_normal",
-    "zeros",
-    "ones",
-    "glorot_uniform",
-    "glorot_normal",
-    "he_uniform",
-    "he_normal",
-    "lecun_uniform",
-    "lecun_normal",
-    "orthogonal",
-)
-# Initializers whose spread `weights_scale` sets (stddev, limit or gain).
-SCALED_INITIALIZERS = ("random_normal", "random_uniform", "truncated_normal", "orthogonal")
-NORMALIZATIONS = ("none", "batch", "layer")
-REGULARIZERS = ("none", "l1", "l2", "l1l2")
-# Config name -> class in keras.optimizers. "sgd" is SGD and nothing else.
-OPTIMIZERS = {
-    "sgd": "SGD",
-    "rmsprop": "RMSprop",
-    "adam": "Adam",
-    "adagrad": "Adagrad",
-    "adamw": "AdamW",
-    "nadam": "Nadam",
-}
-DATASETS = ("iris", "wine", "breast_cancer", "digits", "synthetic", "csv")
-METRICS = ("accuracy", "val_accuracy", "loss", "val_loss")
 GROUPS = ("data", "model", "optimizer", "trainer")
+
+
+@functools.cache
+def choices() -> dict[str, Any]:
+    """The names each knob accepts (conf/choices.yaml)."""
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "choices.yaml"))
+
+
+def group_options(group: str) -> list[str]:
+    """The options of one of runner's own config groups, e.g. the optimizers."""
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 class ConfigError(CompactHydraException):
@@ -74,21 +55,6 @@ def initializer_label(name: str, scale: float | None) -> str:
     return f"{name}({scale:g})"
 
 
-# The usual initializer of each activation: Glorot for the saturating ones, He for the
-# ReLU family, LeCun normal for SELU (its self-normalization needs it).
-RECOMMENDED_INITIALIZER = {
-    "sigmoid": "glorot_uniform",
-    "tanh": "glorot_uniform",
-    "linear": "glorot_uniform",
-    "relu": "he_normal",
-    "leaky_relu": "he_normal",
-    "elu": "he_normal",
-    "gelu": "he_normal",
-    "swish": "he_normal",
-    "selu": "lecun_normal",
-}
-
-
 def sweep_dir(resume: str | None, experiment_dir: str, stamp: str) -> str:
     """Where a sweep writes: a new timestamped folder, or the folder it resumes (`latest` is the
     newest sweep of this experiment)."""
@@ -113,7 +79,9 @@ def sweep_dir(resume: str | None, experiment_dir: str, stamp: str) -> str:
 OmegaConf.register_new_resolver("variant_dir", variant_dir, replace=True)
 OmegaConf.register_new_resolver("sweep_dir", sweep_dir, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("initializer_label", initializer_label, replace=True)
-OmegaConf.register_new_resolver("recommended_initializer", RECOMMENDED_INITIALIZER.get, replace=True)
+OmegaConf.register_new_resolver(
+    "recommended_initializer", lambda activation: choices()["recommended_initializer"].get(activation), replace=True
+)
 
 
 def default_settings() -> dict[str, Any]:
@@ -229,28 +197,29 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> N
     else:
         check.integer("model.depth", 1)
         check.integer("model.width", 1)
-    check.choice("model.hidden_activation", ACTIVATIONS)
-    check.choice("model.output_activation", OUTPUT_ACTIVATIONS)
-    check.choice("model.weights_initializer", INITIALIZERS)
-    check.choice("model.bias_initializer", INITIALIZERS)
+    names = choices()
+    check.choice("model.hidden_activation", names["activations"])
+    check.choice("model.output_activation", names["output_activations"])
+    check.choice("model.weights_initializer", names["initializers"])
+    check.choice("model.bias_initializer", names["initializers"])
     if model["weights_scale"] is not None:
         check.positive("model.weights_scale")
-        if model["weights_initializer"] not in SCALED_INITIALIZERS:
+        if model["weights_initializer"] not in names["scaled_initializers"]:
             check.fail(
                 "model.weights_scale",
                 f"{model['weights_initializer']} has no scale to set",
-                f"Use it with one of {', '.join(SCALED_INITIALIZERS)}, or set model.weights_scale=null.",
+                f"Use it with one of {', '.join(names['scaled_initializers'])}, or set model.weights_scale=null.",
             )
-    check.choice("model.normalization", NORMALIZATIONS)
+    check.choice("model.normalization", names["normalizations"])
     check.fraction("model.dropout_rate", low_open=False, example=0.2)
     if not _is_regularizer_object(model["regularizer"]):
-        check.choice("model.regularizer", REGULARIZERS)
+        check.choice("model.regularizer", names["regularizers"])
     for factor in ("model.l1", "model.l2"):
         value = check.get(factor)
         if not _is_number(value) or value < 0:
             check.fail(factor, "a penalty factor must be a number >= 0", f"Set e.g. {factor}=0.01.")
 
-    check.choice("optimizer.name", list(OPTIMIZERS))
+    check.choice("optimizer.name", group_options("optimizer"))
     check.positive("optimizer.learning_rate")
     for clip in ("clipnorm", "clipvalue", "global_clipnorm"):
         if clip in optimizer:
@@ -272,7 +241,7 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> N
                 check.fail(f"telemetry.{key}", "it must be true or false", f"Set telemetry.{key}=true or false.")
         check.integer("telemetry.probe_size", 1)
 
-    check.choice("data.name", DATASETS)
+    check.choice("data.name", group_options("data"))
     if data["name"] == "csv":
         for key in ("path", "target"):
             if data.get(key) in (None, "", "???"):
@@ -288,8 +257,33 @@ def _is_regularizer_object(value: Any) -> bool:
 
 
 def check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise ConfigError(f"Invalid metric={metric!r}: not a logged metric. Choose one of: {', '.join(METRICS)}.")
+    metrics = choices()["ranking_metrics"]
+    if metric not in metrics:
+        raise ConfigError(f"Invalid metric={metric!r}: not a logged metric. Choose one of: {', '.join(metrics)}.")
+
+
+def settings_of(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without Hydra's own node, as plain Python containers."""
+    try:
+        return {
+            key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+            for key in cfg
+            if key != "hydra"
+        }
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"The config can't be resolved: {error}".replace("\n", " ")) from None
+
+
+def check_settings(cfg: DictConfig) -> dict[str, Any]:
+    """Resolve and validate a composed config (the data set is checked when it is loaded)."""
+    settings = settings_of(cfg)
+    validate(settings)
+    check_metric(settings["metric"])
+    if (settings.get("logger") or {}).get("name", "none") != "none":
+        from runner.loggers import check_logger
+
+        check_logger(settings["logger"])
+    return settings
 
 
 def check_override_keys(arguments: list[str]) -> None:

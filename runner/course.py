@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from runner.config import OPTIMIZERS, ConfigError, default_settings, group_option, validate
+from runner.config import ConfigError, default_settings, group_option, group_options, validate
 from runner.data import Split, load_dataset, one_hot, standardized, stratified_split
 
 # The notes' keys, in the notes' order, and the config key each one stands for.
@@ -103,8 +103,9 @@ def settings_from_course(model_config: dict[str, Any]) -> dict[str, Any]:
         )
     settings = default_settings()
     name = model_config.get("OPTIMIZER", settings["optimizer"]["name"])
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"Invalid OPTIMIZER={name!r}: not a known optimizer. Choose one of: {', '.join(OPTIMIZERS)}.")
+    optimizers = group_options("optimizer")
+    if name not in optimizers:
+        raise ConfigError(f"Invalid OPTIMIZER={name!r}: not a known optimizer. Choose one of: {', '.join(optimizers)}.")
     settings["optimizer"] = group_option("optimizer", name)
     for key, value in model_config.items():
         path = _ALL_KEYS[key]
@@ -117,7 +118,7 @@ def settings_from_course(model_config: dict[str, Any]) -> dict[str, Any]:
 
 def create_and_run_model(model_config: dict[str, Any], X: Any, Y: Any, model_name: str):
     """Build, compile and fit the notes' model on a stratified split of X, Y; return the History."""
-    from runner.train import fit_model
+    from runner.fitting import fit_model
 
     settings = settings_from_course(model_config)
     features = np.asarray(X, dtype="float32")
@@ -146,7 +147,7 @@ def plot_graph(measures: dict[str, list[float]], title: str, folder: str | Path 
     """One line per key (x: epoch, y: accuracy), saved as a PNG under `folder`; returns its path."""
     import pandas as pd
 
-    from runner.compare import plot_metric
+    from runner.plots import plot_metric
 
     if not measures:
         raise ValueError("plot_graph() needs at least one series, e.g. {'Optimizer-sgd': history.history['accuracy']}.")

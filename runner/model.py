@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-from runner.config import OPTIMIZERS, hidden_layer_sizes
+from runner.config import hidden_layer_sizes
 
 # The `weights_scale` knob names a different argument for each initializer.
 _SCALE_ARGUMENT = {
@@ -98,13 +98,11 @@ def _model_name(name: str | None) -> str | None:
 
 
 def build_optimizer(optimizer: dict[str, Any]) -> keras.optimizers.Optimizer:
-    """The named Keras optimizer with every hyperparameter of its config node (nulls left out).
-
-    Whole numbers become floats: `optimizer.learning_rate=10` is a rate, and Keras rejects ints.
-    """
+    """The Keras optimizer of that name, with every hyperparameter of its config node (nulls left
+    out). Whole numbers become floats: `optimizer.learning_rate=10` is a rate; Keras rejects ints."""
     options = {
         key: float(value) if isinstance(value, int) and not isinstance(value, bool) else value
         for key, value in optimizer.items()
         if key != "name" and value is not None
     }
-    return getattr(keras.optimizers, OPTIMIZERS[optimizer["name"]])(**options)
+    return keras.optimizers.get({"class_name": optimizer["name"], "config": options})

@@ -1,28 +1,48 @@
-"""What a sweep's job needs, imported once by the fork server its worker is forked from
-(runner.processes; runner's launcher preloads this module by default): TensorFlow and Keras with
-the training code, scikit-learn's data helpers, and Hydra's plugins (a job's configs refer to
-their classes). Every worker would otherwise import the last two itself: 170 modules, a third
-of a second of its first job.
-
-The garbage collector stays off while they are imported, and is then told to leave everything
-loaded alone (gc.freeze: what its documentation advises before forking). Its collections during
-the imports cost 0.6 s of 3.3 and found next to nothing; later, those half a million objects,
-which never become garbage, were traversed by each worker's collections until its first job
-froze them: 0.4 s of that job, in every worker.
+"""What a sweep's job needs, imported once by the fork server its workers are forked from
+(runner.processes): TensorFlow and Keras with the training code, scikit-learn's data helpers,
+Hydra's plugins (a job's configs refer to their classes) and the plotting modules of the
+summaries. The garbage collector stays off meanwhile, then everything loaded is frozen
+(gc.freeze, as its documentation advises before forking). Should the command end meanwhile (a
+mistake in its configs), the server ends too rather than finish importing.
 """
 
 import gc
+import os
+import threading
 
-gc.disable()  # until everything is imported and frozen (runner.train.freeze_imported_objects)
+gc.disable()
 
-import sklearn.datasets  # noqa: E402, F401
-import sklearn.model_selection  # noqa: E402, F401
-import sklearn.preprocessing  # noqa: E402, F401
-from hydra.core.plugins import Plugins  # noqa: E402
+_parent = os.getppid()
+_imported = threading.Event()
 
-import runner.model  # noqa: E402, F401  (Keras, TensorFlow)
-import runner.telemetry  # noqa: E402, F401
-from runner.train import freeze_imported_objects  # noqa: E402
 
-Plugins.instance()  # imports every installed Hydra plugin, as unpickling a job's configs would
-freeze_imported_objects()
+def _end_with_the_command() -> None:
+    while not _imported.wait(0.05):
+        if os.getppid() != _parent:
+            os._exit(0)
+
+
+_watcher = threading.Thread(target=_end_with_the_command, daemon=True)
+_watcher.start()
+
+from runner import devices  # noqa: E402
+
+with devices.quiet_stderr():
+    import matplotlib  # noqa: E402
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: E402, F401
+    import sklearn.datasets  # noqa: E402, F401
+    import sklearn.model_selection  # noqa: E402, F401
+    import sklearn.preprocessing  # noqa: E402, F401
+    from hydra.core.plugins import Plugins  # noqa: E402
+
+    import runner.fitting  # noqa: E402, F401  (Keras, TensorFlow)
+    import runner.plots  # noqa: E402, F401
+    import runner.telemetry  # noqa: E402, F401
+
+    Plugins.instance()  # imports every installed Hydra plugin, as unpickling a job's configs would
+
+_imported.set()
+_watcher.join()  # the server forks its workers single-threaded
+devices.import_tensorflow()  # marks it done and freezes what is loaded

@@ -1,28 +1,27 @@
-"""Worker processes that start with the heavy modules already imported.
+"""Worker processes that start with the heavy modules imported, and the queue of a command's sweeps.
 
-A fresh interpreter that imports TensorFlow and Keras spends about 4 CPU-seconds on it: on a
-2-core machine, as long as training one of the notes' whole sweeps. The standard library's fork
-server (`multiprocessing`'s "forkserver" start method, with `preload`) imports them once, in a
-process of its own, and forks every worker from it. Importing does not start TensorFlow's runtime
-(no thread pool, no device), so each forked worker starts its own, as a fresh process would.
-
-One fork server per command: the first caller's `preload` is what it imports. A sweep command
-starts it before anything else (start_fork_server_early), with what runner's parallel launcher
-(hydra_plugins/runner_launcher) preloads, runner.preload; the sweeps' summaries fork their
-plotting processes from it too. Where the platform has no fork server
-(Windows), workers are spawned and import what they need themselves.
+The standard library's fork server (`multiprocessing`'s "forkserver" start method, with
+`preload`) imports TensorFlow once, in a process of its own, and forks every worker from it.
+Importing starts no TensorFlow runtime (no thread pool, no device), so each worker starts its
+own, as a fresh process would. One fork server per command: its first user's `preload` is what
+it imports. Where the platform has none (Windows), workers are spawned and import for themselves.
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
+import pickle
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_for
 from contextlib import contextmanager
 from multiprocessing.context import BaseContext
+
+# What runner's launcher preloads by default (hydra.launcher.preload): everything a job needs.
+PRELOAD = ("runner.preload",)
 
 
 def start_fork_server(preload: Sequence[str]) -> BaseContext:
@@ -38,17 +37,10 @@ def start_fork_server(preload: Sequence[str]) -> BaseContext:
     return context
 
 
-# What runner's launcher preloads by default (hydra.launcher.preload): everything a job needs.
-PRELOAD = ("runner.preload",)
-
-
 def start_fork_server_early(arguments: Sequence[str]) -> None:
-    """For a sweep (`-m`), start the fork server now, as the command starts: while this process
-    loads Hydra and composes and checks the sweep's configs (1 to 2 s), it imports what the
-    workers of runner's launcher need (TensorFlow, 2.5 s), with the launcher's settings (its
-    defaults, with any hydra.launcher.preload override); under any other launcher, what the
-    summaries' plotting processes need (pandas, matplotlib: a second), so that the first sweep's
-    summary does not wait for it. Nothing here imports Hydra: it would delay the start."""
+    """For a sweep (`-m`), start the fork server as the command starts, so that it imports what
+    the workers need while this process loads Hydra and checks the sweep; under another launcher,
+    what the summaries' plotting processes need. Nothing here imports Hydra: it would delay it."""
     if not {"-m", "--multirun"} & set(arguments):
         return
     launcher, preload = "processes", list(PRELOAD)
@@ -63,36 +55,65 @@ def start_fork_server_early(arguments: Sequence[str]) -> None:
     start_fork_server(preload if launcher == "processes" else ["runner.compare"])
 
 
-def worker_count(n_jobs: int) -> int:
-    """Workers for `n_jobs`, counted as joblib counts them: -1 is every core, -2 all but one."""
-    if n_jobs == 0:
-        raise ValueError("hydra.launcher.n_jobs=0 runs nothing: give a number of workers, or -1 for one per core.")
-    cores = os.cpu_count() or 1
-    return max(1, cores + 1 + n_jobs) if n_jobs < 0 else n_jobs
+class WorkerPool:
+    """`workers` processes forked from the fork server, replaced by fresh ones after each
+    `recycle_after` jobs a worker (TensorFlow keeps a few MB of every new network's traced graphs
+    until its process ends). The pool's jobs finish before the fresh workers start, so no more
+    than `workers` run at once. ProcessPoolExecutor's own max_tasks_per_child deadlocks on
+    Python 3.11 to 3.13 (cpython#115634)."""
+
+    def __init__(self, workers: int, preload: Sequence[str], recycle_after: int | None, gpus: Sequence[str] = ()):
+        self.workers = workers
+        self.preload = list(preload)
+        self.recycle_after = recycle_after
+        self.gpus = list(gpus)
+        self._executor: ProcessPoolExecutor | None = None
+        self._futures: list[Future] = []
+        self._lock = threading.Lock()
+        self._slots = None  # the next GPU slot, shared by the workers
+
+    def submit(self, function: Callable, payload: object) -> Future:
+        with self._lock:
+            full = self.recycle_after and len(self._futures) >= self.workers * self.recycle_after
+            if self._executor is not None and full:
+                wait_for(self._futures)
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            if self._executor is None:
+                context = start_fork_server(self.preload)
+                if self.gpus and self._slots is None:
+                    self._slots = context.Value("i", 0)
+                self._executor = ProcessPoolExecutor(
+                    self.workers, context, initializer=start_worker, initargs=(self._slots, self.gpus)
+                )
+                self._futures = []
+            future = self._executor.submit(function, payload)
+            self._futures.append(future)
+            return future
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor, self._futures = None, []
 
 
-_pool: tuple[int, ProcessPoolExecutor] | None = None  # (workers, pool): a command's sweeps share it
-
-
-def worker_pool(workers: int, preload: Sequence[str]) -> ProcessPoolExecutor:
-    """The command's pool of `workers` processes, made on first use."""
-    global _pool
-    if _pool is not None and _pool[0] != workers:  # another sweep of the command asks for more or fewer
-        _pool[1].shutdown(wait=True)
-        _pool = None
-    if _pool is None:
-        context = start_fork_server(preload)
-        _pool = workers, ProcessPoolExecutor(workers, context, initializer=stop_at_interrupt)
-    return _pool[1]
-
-
-def stop_at_interrupt() -> None:
+def start_worker(slots, gpus: Sequence[str]) -> None:
     """A job worker's start: Ctrl-C, which the terminal sends to every process of the command,
-    ends it at once and quietly; the command itself says what was kept and how to resume
-    (results are written atomically, so nothing half-written counts as done)."""
+    ends it at once and quietly (the command says what was kept and how to resume); then its GPU,
+    taken in turn, and TensorFlow's devices, found quietly."""
     import signal
 
+    from runner import devices, progress
+
     signal.signal(signal.SIGINT, lambda signum, frame: os._exit(128 + signum))
+    progress.mark_worker()
+    environment = {}
+    if gpus:
+        with slots.get_lock():
+            slot, slots.value = slots.value, slots.value + 1
+        environment = devices.gpu_settings(slot, gpus)
+    devices.prepare_tensorflow(environment)
 
 
 def finish_at_interrupt() -> None:
@@ -102,32 +123,29 @@ def finish_at_interrupt() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+_pool: WorkerPool | None = None  # a command's sweeps share it
+
+
+def worker_pool(workers: int, preload: Sequence[str], recycle_after: int | None = None) -> WorkerPool:
+    """The command's pool of `workers` processes, made on first use."""
+    global _pool
+    if _pool is not None and (_pool.workers, _pool.recycle_after) != (workers, recycle_after):
+        _pool.shutdown()  # another sweep of the command asks for more or fewer
+        _pool = None
+    if _pool is None:
+        from runner.devices import visible_gpus
+
+        _pool = WorkerPool(workers, preload, recycle_after, gpus=visible_gpus())
+    return _pool
+
+
 def stop_workers() -> None:
-    """Stop the pool's worker processes, then the fork server (every command does, once its
-    sweeps are done)."""
+    """Stop the pool's workers (every command does, once its sweeps are done). The fork server
+    ends with the command (runner.preload watches for that while it imports)."""
     global _pool
     if _pool is not None:
-        _pool[1].shutdown(wait=True, cancel_futures=True)
+        _pool.shutdown()
         _pool = None
-    stop_fork_server()
-
-
-def stop_fork_server() -> None:
-    """End the fork server now, even midway through its imports (a sweep stopped by a mistake
-    before any worker was needed): it would otherwise finish importing TensorFlow first, holding
-    the command's output open for seconds. multiprocessing keeps the server's process id and its
-    stop method private (its own tests use them); where a Python version lacks them, the server
-    ends on its own once its imports are done."""
-    import signal
-    from multiprocessing import forkserver
-
-    server = getattr(forkserver, "_forkserver", None)
-    pid = getattr(server, "_forkserver_pid", None)
-    if pid is None or not hasattr(server, "_stop"):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    server._stop()  # reaps it and forgets it: a later pool starts a new one
 
 
 class _QueuedSweep:
@@ -152,10 +170,9 @@ _dispatcher = None  # the thread that hands queued jobs to the worker pool
 def queued_sweeps():
     """Within this block, the grid sweeps that runner's parallel launcher runs are queued: a
     launch returns as soon as its jobs are queued, so the next sweep's configs are composed and
-    checked while they train, and the workers never wait between sweeps. A thread hands the jobs
-    to the pool, which may block for seconds: its first workers are forked only once the fork
-    server has imported TensorFlow. Each sweep's follow-up (its summary, `after_sweep`) runs
-    once its jobs are done, in launch order; leaving the block waits for all of them."""
+    checked while they train. A thread hands the jobs to the pool (forking waits for the fork
+    server's imports). Each sweep's follow-up (`after_sweep`) runs once its jobs are done, in
+    launch order; leaving the block waits for all of them."""
     from concurrent.futures import ThreadPoolExecutor
 
     global _queue, _dispatcher
@@ -168,14 +185,33 @@ def queued_sweeps():
         _queue, _dispatcher = None, None
 
 
-def queue_jobs(sweep_dir: str, pool: ProcessPoolExecutor, function: Callable, payloads: list) -> bool:
-    """Within `queued_sweeps`, queue `function(payload)` for each payload on `pool`; False outside
-    it (the caller submits and waits)."""
-    if _queue is None:
-        return False
-    futures = [_dispatcher.submit(pool.submit, function, payload) for payload in payloads]
-    _queue.setdefault(sweep_dir, _QueuedSweep()).futures.extend(futures)
-    return True
+def submit_jobs(
+    sweep_dir: str, pool: WorkerPool, function: Callable, payloads: list, queue: bool
+) -> list[Future] | None:
+    """`function(payload)` for each payload on `pool`, each job's progress line reported here as it
+    ends. Within `queued_sweeps`, where `queue`, they are handed over by its thread and collected
+    later: None."""
+
+    def submit(payload: object) -> Future:
+        future = pool.submit(function, payload)
+        future.add_done_callback(lambda done: _report_progress(sweep_dir, done))
+        return future
+
+    if queue and _queue is not None:
+        futures = [_dispatcher.submit(submit, payload) for payload in payloads]
+        _queue.setdefault(sweep_dir, _QueuedSweep()).futures.extend(futures)
+        return None
+    return [submit(payload) for payload in payloads]
+
+
+def _report_progress(sweep_dir: str, future: Future) -> None:
+    from runner import progress
+
+    if future.cancelled() or future.exception() is not None:
+        return
+    _, line = future.result()
+    if line is not None:
+        progress.report(sweep_dir, line)
 
 
 def after_sweep(sweep_dir: str, then: Callable[[], None]) -> bool:
@@ -209,17 +245,17 @@ def collect_sweeps(wait: bool) -> None:
 
 
 def job_returns(futures: list[Future]) -> list:
-    """The Hydra JobReturns of jobs run by `worker_pool` (sent back by cloudpickle), from their
-    futures, or from futures of those (queued jobs); where a worker died midway, a message that
+    """The Hydra JobReturns of jobs run on the worker pool (sent back by cloudpickle), from their
+    futures or from futures of those (queued jobs); where a worker died midway, a message that
     says how to go on, and exit status 1."""
-    import pickle
     from concurrent.futures.process import BrokenProcessPool
 
     returns = []
     try:
         for future in futures:
             result = future.result()
-            returns.append(pickle.loads(result.result() if isinstance(result, Future) else result))
+            job_return, _ = result.result() if isinstance(result, Future) else result
+            returns.append(pickle.loads(job_return))
     except BrokenProcessPool:
         stop_workers()
         sys.stderr.write(

@@ -20,8 +20,6 @@ from pathlib import Path
 import pandas as pd
 
 from runner.compare import (
-    DIAGNOSTIC_PLOTS,
-    PLOTTED_METRICS,
     CompareError,
     current_summary,
     find_runs,
@@ -30,7 +28,8 @@ from runner.compare import (
     summarize_sweep,
 )
 from runner.config import CONFIG_DIR
-from runner.train import METRICS_FILE, write_atomic
+from runner.plots import DIAGNOSTIC_PLOTS, PLOTTED_METRICS
+from runner.results import METRICS_FILE, write_atomic
 
 REPORT_DIR = "report"
 SEEDS = (0, 1, 2)

@@ -187,6 +187,13 @@ class TelemetryCallback(keras.callbacks.Callback):
         )
 
 
+def diagnostics_table(rows: list[dict[str, Any]]) -> str:
+    """diagnostics.csv's text: epoch, layer, depth, metric, value."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["epoch", "layer", "depth", "metric", "value"]).to_csv(index=False)
+
+
 def summarize_diagnostics(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """The per-variant figures that name the effect, for metrics.json and summary.csv."""
     import pandas as pd

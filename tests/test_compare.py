@@ -104,7 +104,7 @@ def test_summary_csv_is_written_last(sweep):
 
 
 def test_background_summaries_write_the_files_and_explain_a_failure(sweep, tmp_path, capsys):
-    from runner.callbacks import BackgroundSummaries
+    from runner.summaries import BackgroundSummaries
 
     empty = tmp_path / "empty"
     empty.mkdir()

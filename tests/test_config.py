@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from runner.config import CONFIG_DIR, ConfigError, default_settings, validate
-from runner.train import settings_of as settings
+from runner.config import settings_of as settings
 
 EXPERIMENTS = {
     "normalization": ("model.normalization", "none,batch", "Normalization-batch"),
@@ -188,14 +188,14 @@ def test_jobs_are_composed_exactly_as_hydra_composes_them(experiments, extra):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from runner.callbacks import compose_jobs, sweep_jobs
+    from runner.composition import compose_jobs, grid_jobs, sweep_overrides
 
     compared = set()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         loader = GlobalHydra.instance().config_loader()
         for experiment in experiments:
             master = loader.load_configuration("config", [f"experiment={experiment}", *extra], RunMode.MULTIRUN)
-            _, jobs = sweep_jobs(loader, master)
+            jobs = grid_jobs(sweep_overrides(master, loader))
             for overrides, composed in compose_jobs(loader, master, jobs):
                 hydras = loader.load_sweep_config(master, list(overrides))
                 assert OmegaConf.to_yaml(composed) == OmegaConf.to_yaml(hydras), overrides

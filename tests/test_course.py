@@ -73,7 +73,7 @@ def test_notes_knobs_reach_the_model():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"OPTIMIZER": "adamax2"}, "Invalid OPTIMIZER='adamax2': not a known optimizer. Choose one of: sgd, rmsprop"),
+        ({"OPTIMIZER": "adamax2"}, "Invalid OPTIMIZER='adamax2': not a known optimizer. Choose one of: adagrad, adam"),
         ({"HIDDEN_ACTIVATOIN": "relu"}, "Unknown key(s) in model_config: 'HIDDEN_ACTIVATOIN'"),
         ({"DROPOUT_RATE": 1.0}, "Invalid DROPOUT_RATE=1.0: it must be in [0, 1)"),
         ({"LEARNING_RATE": 0}, "Invalid LEARNING_RATE=0"),

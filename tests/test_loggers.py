@@ -75,7 +75,7 @@ def test_mlflow_nests_one_run_per_variant_under_the_sweep(cli, tmp_path):
 
 def test_trackers_are_off_by_default_and_cost_no_import(cli, tmp_path):
     code = (
-        "import sys; from runner.app import main; sys.argv = ['runner', 'trainer.epochs=1', 'hydra.run.dir=one']\n"
+        "import sys; from runner.cli import main; sys.argv = ['runner', 'trainer.epochs=1', 'hydra.run.dir=one']\n"
         "main()\n"
         "loaded = [name for name in ('mlflow', 'tensorboard', 'runner.loggers') if name in sys.modules]\n"
         "assert not loaded, loaded\n"

@@ -22,7 +22,7 @@ def test_wheel_ships_the_configs_and_runs_outside_the_repo(tmp_path):
     experiments = {p.name for p in (REPO / "runner" / "conf" / "experiment").glob("*.yaml")}
     assert {f"runner/conf/experiment/{name}" for name in experiments} <= names
     assert {"runner/conf/config.yaml", "runner/conf/model/base.yaml", "runner/conf/optimizer/sgd.yaml"} <= names
-    assert "hydra_plugins/runner_sweeper/checked_sweeper.py" in names  # the sweeper conf/config.yaml names
+    assert "hydra_plugins/runner_sweeper/grid_sweeper.py" in names  # the sweeper conf/config.yaml names
     assert "hydra_plugins/runner_launcher/processes_launcher.py" in names  # and its launcher
 
     site = tmp_path / "site"

@@ -32,3 +32,28 @@ def test_workers_start_with_tensorflow_imported_by_the_fork_server_not_the_comma
     assert all(loaded for loaded, _ in seen["workers"])  # a job finds it loaded before it imports anything
     parents = {parent for _, parent in seen["workers"]}
     assert len(parents) == 1 and seen["main"] not in parents  # all forked from the one fork server
+
+
+RECYCLED = """
+import json
+from runner.processes import WorkerPool
+
+pool = WorkerPool(2, ["runner.preload"], recycle_after=2)
+job = "(__import__('os').getpid(), __import__('time').time(), __import__('time').sleep(0.5), __import__('time').time())"
+futures = [pool.submit(eval, job) for _ in range(12)]
+print(json.dumps([future.result() for future in futures]))
+pool.shutdown()
+"""
+
+
+def test_workers_are_replaced_after_their_share_of_jobs_and_never_run_more_at_once():
+    """TensorFlow keeps a few MB of every new network a process traces: the pool replaces its
+    workers after `recycle_after` jobs each, without running more than `workers` jobs at once."""
+    done = subprocess.run([sys.executable, "-c", RECYCLED], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    jobs = json.loads(done.stdout.strip().splitlines()[-1])
+    generations = [{pid for pid, *_ in jobs[start : start + 4]} for start in range(0, 12, 4)]
+    assert all(len(pids) <= 2 for pids in generations)
+    assert not generations[0] & generations[1] and not generations[1] & generations[2]  # fresh workers each time
+    at_once = max(sum(start <= moment < end for _, start, _, end in jobs) for _, moment, _, _ in jobs)
+    assert at_once == 2

@@ -131,7 +131,7 @@ def test_report_pages_hold_claims_tables_and_plots(tmp_path):
 def test_report_command_needs_no_tensorflow_and_explains_an_empty_folder(tmp_path):
     normalization(tmp_path / "results", batch=[[0.7, 0.95]] * 3, none=[[0.3, 0.5]] * 3)
     code = (
-        "import sys; from runner.app import main; sys.argv = ['runner', 'report', 'results']\n"
+        "import sys; from runner.cli import main; sys.argv = ['runner', 'report', 'results']\n"
         "try:\n    main()\nexcept SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported TensorFlow'\n"
     )

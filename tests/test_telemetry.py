@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from runner.config import default_settings, group_option
 from runner.data import load_dataset, split_dataset
+from runner.fitting import fit_model
 from runner.model import build_model, build_optimizer
 from runner.telemetry import TelemetryCallback, summarize_diagnostics
-from runner.train import fit_model
 
 
 @pytest.fixture(scope="module")
@@ -112,66 +112,3 @@ def test_residual_connections_skip_equal_width_layers():
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     assert [layer.name for layer in adds] == ["residual_2", "residual_4"]
     assert model.output_shape == (None, 3)
-
-
-def test_a_reused_compiled_model_trains_exactly_like_a_fresh_one(digits):
-    """A worker reuses one of its last compiled models where only the seed, the learning rate or
-    the optimizer change, also after training other networks meanwhile: the histories and the
-    telemetry must be those of a fresh build."""
-    import runner.train
-
-    settings = deep_settings(dropout_rate=0.2, normalization="batch")
-
-    def train(seed, learning_rate, optimizer="adagrad", activation="relu"):  # adagrad: slots that do not start at 0
-        settings["trainer"].update(seed=seed, epochs=2)
-        settings["model"]["hidden_activation"] = activation
-        settings["optimizer"] = {**group_option("optimizer", optimizer), "learning_rate": learning_rate}
-        telemetry = TelemetryCallback(digits.x_val[:64], activation, gradients=True)
-        history = fit_model(settings, digits, 10, "reuse", telemetry=telemetry)
-        return history.history, telemetry.rows
-
-    def kept():
-        return [model for model, _, _ in runner.train._compiled.values()]
-
-    runner.train._compiled.clear()
-    fresh = train(seed=1, learning_rate=0.05)
-    (model,) = kept()
-    other = train(seed=2, learning_rate=0.01)
-    assert kept() == [model]  # the same model, reused
-    tanh = train(seed=1, learning_rate=0.05, activation="tanh")  # another network meanwhile
-    again = train(seed=1, learning_rate=0.05)
-    assert len(kept()) == 2 and kept()[-1] is model
-    assert again == fresh
-    adagrad_step = model.train_function
-    sgd = train(seed=1, learning_rate=0.05, optimizer="sgd")  # the same network, another optimizer
-    assert kept()[-2:] == [model, model] and model.train_function is not adagrad_step
-    assert train(seed=1, learning_rate=0.05) == fresh and model.train_function is adagrad_step  # kept for adagrad
-    assert len({str(result[0]["loss"]) for result in (fresh, other, tanh, sgd)}) == 4
-
-    runner.train._compiled.clear()
-    assert train(seed=2, learning_rate=0.01) == other  # fresh builds of what was reused
-    runner.train._compiled.clear()
-    assert train(seed=1, learning_rate=0.05, optimizer="sgd") == sgd
-
-
-def test_networks_trained_one_after_another_are_freed(digits):
-    """A worker trains network after network. Each new network's traced train step used to stay
-    alive for good, held by the gradient function tf.custom_gradient registers globally
-    (tensorflow/tensorflow#97697): about 5 MB a network. Traced graphs must not pile up beyond
-    those of the few models a worker keeps."""
-    import gc
-
-    from tensorflow.python.framework.func_graph import FuncGraph
-
-    def graphs_alive_after(widths):
-        for width in widths:
-            telemetry = TelemetryCallback(None, "relu", gradients=True)
-            settings = deep_settings()
-            settings["model"].update(depth=2, width=width)
-            fit_model(settings, digits, 10, "freed", telemetry=telemetry)
-        gc.collect()
-        return sum(isinstance(item, FuncGraph) for item in gc.get_objects())
-
-    # A worker keeps its last six models (runner.train.compiled_model): more than that each time.
-    before = graphs_alive_after(range(8, 15))
-    assert graphs_alive_after(range(15, 22)) <= before

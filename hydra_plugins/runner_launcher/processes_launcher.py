@@ -2,11 +2,9 @@
 
 Hydra's joblib launcher starts each worker as a fresh interpreter, which imports TensorFlow and
 Keras itself (about 4 CPU-seconds a worker). This one forks its workers from a process that
-imported them once (runner.processes). Otherwise it runs jobs as the joblib launcher does, and
-the sweeps of one command share the workers; each job gets the config that runner's pre-flight
-check composed for it (runner.callbacks.check_sweep) rather than composing it again. Where runner
-runs several grid sweeps in one command, it queues each one's jobs and goes on to compose the
-next (runner.processes.queued_sweeps).
+imported them once (runner.processes) and otherwise runs jobs as the joblib launcher does; the
+sweeps of one command share the workers. A job runs the config runner's pre-flight check
+composed for it, where there is one. On Hydra's public plugin interface.
 """
 
 from collections.abc import Sequence
@@ -25,8 +23,10 @@ from runner.processes import PRELOAD
 @dataclass
 class ProcessesLauncherConf:
     _target_: str = "hydra_plugins.runner_launcher.processes_launcher.ProcessesLauncher"
-    # Worker processes: -1 is one per core, -2 all cores but one (joblib's convention), or a number.
+    # Worker processes: -1 is one per core (per GPU where there are GPUs), -2 all but one, or a number.
     n_jobs: int = -1
+    # Jobs a worker runs before a fresh one replaces it (TensorFlow keeps a few MB of each new network).
+    recycle_after: int = 20
     # Modules imported once, before the workers are forked, so that each starts with them loaded.
     preload: list[str] = field(default_factory=lambda: list(PRELOAD))
 
@@ -39,19 +39,12 @@ _state: bytes | None = None
 _shared: tuple[bytes, tuple] | None = None
 
 
-def _execute_job(payload: tuple[bytes, bytes, bytes]) -> bytes:
-    """In a worker: run a job, as Hydra's joblib launcher does, with the config runner's pre-flight
-    check composed for it (or, where it composed none, composing it here).
-
-    Three parts, all by cloudpickle (the task function is the one Hydra's decorator wraps, and
-    the configs hold the classes of plugins' structured configs, which Hydra's plugin discovery
-    loads apart from their modules; pickle finds neither by name): Hydra's global state, the
-    sweep's shared context and config, the job's own. The state is set only where it differs
-    from the last job's here, as Hydra's basic launcher sets it once for all its jobs: setting it
-    discovers every plugin again, executing their modules anew (20 ms a job). The job's part is
-    unpickled after that, so that its configs refer to the plugin classes the modules now hold
-    and are sent back by reference; those of modules executed since were sent by value, and
-    cloudpickle took 0.3 s to search every loaded module for where their methods belong."""
+def _execute_job(payload: tuple[bytes, bytes, bytes]) -> tuple[bytes, object]:
+    """In a worker: run a job as Hydra's joblib launcher does, with the config composed for it
+    (or composing it here). Hydra's state and the sweep's shared part are unpickled only where they
+    changed since the last job here (setting the state discovers every plugin again), and before
+    the job's part, so its configs refer to the plugin classes this process now holds. Returns
+    the pickled JobReturn and the job's progress line."""
     import pickle
 
     import cloudpickle
@@ -59,6 +52,8 @@ def _execute_job(payload: tuple[bytes, bytes, bytes]) -> bytes:
     from hydra.core.singleton import Singleton
     from hydra.core.utils import run_job, setup_globals
     from omegaconf import open_dict
+
+    from runner import progress
 
     global _state, _shared
     state, shared, job = payload
@@ -70,7 +65,7 @@ def _execute_job(payload: tuple[bytes, bytes, bytes]) -> bytes:
         _shared = shared, pickle.loads(shared)
     hydra_context, config, task_function = _shared[1]
     idx, overrides, sweep_config = pickle.loads(job)
-    if sweep_config is None:  # not composed by runner's pre-flight check
+    if sweep_config is None:
         sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
     with open_dict(sweep_config):
         sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
@@ -83,14 +78,15 @@ def _execute_job(payload: tuple[bytes, bytes, bytes]) -> bytes:
         job_dir_key="hydra.sweep.dir",
         job_subdir_key="hydra.sweep.subdir",
     )
-    return cloudpickle.dumps(job_return)
+    return cloudpickle.dumps(job_return), progress.take_last()
 
 
 class ProcessesLauncher(Launcher):
-    def __init__(self, n_jobs: int = -1, preload: Sequence[str] = ()) -> None:
-        from runner.processes import worker_count
+    def __init__(self, n_jobs: int = -1, recycle_after: int = 20, preload: Sequence[str] = ()) -> None:
+        from runner.devices import worker_count
 
         self.workers = worker_count(n_jobs)
+        self.recycle_after = recycle_after if recycle_after and recycle_after > 0 else None
         self.preload = list(preload)
         # Set by a sweeper that reads no job's result before its next launch (runner's grid sweeper):
         # within runner.processes.queued_sweeps, its jobs are then queued rather than waited for.
@@ -111,8 +107,8 @@ class ProcessesLauncher(Launcher):
         from hydra.core.singleton import Singleton
         from hydra.core.utils import configure_log, filter_overrides, setup_globals
 
-        from runner.callbacks import precomposed
-        from runner.processes import job_returns, queue_jobs, worker_pool
+        from runner.composition import PrecomposedConfigLoader
+        from runner.processes import job_returns, submit_jobs, worker_pool
 
         assert self.config is not None and self.task_function is not None and self.hydra_context is not None
         setup_globals()
@@ -126,14 +122,17 @@ class ProcessesLauncher(Launcher):
         for idx, overrides in enumerate(job_overrides):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
 
-        pool = worker_pool(self.workers, self.preload)
+        loader = self.hydra_context.config_loader
+        pool = worker_pool(self.workers, self.preload, self.recycle_after)
         state = cloudpickle.dumps(Singleton.get_state())
         shared = cloudpickle.dumps((self.hydra_context, self.config, self.task_function))
-        payloads = [
-            (state, shared, cloudpickle.dumps((initial_job_idx + idx, overrides, precomposed(self.config, overrides))))
-            for idx, overrides in enumerate(job_overrides)
-        ]
-        if self.may_queue and queue_jobs(str(sweep_dir), pool, _execute_job, payloads):
+        precomposed = isinstance(loader, PrecomposedConfigLoader)
+        payloads = []
+        for idx, overrides in enumerate(job_overrides):
+            composed = loader.precomposed(self.config, overrides) if precomposed else None
+            payloads.append((state, shared, cloudpickle.dumps((initial_job_idx + idx, overrides, composed))))
+        futures = submit_jobs(str(sweep_dir), pool, _execute_job, payloads, queue=self.may_queue)
+        if futures is None:
             # Queued (runner.processes.queued_sweeps): the results are checked once the jobs are done.
             return [JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED) for overrides in job_overrides]
-        return job_returns([pool.submit(_execute_job, payload) for payload in payloads])
+        return job_returns(futures)

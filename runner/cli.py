@@ -1,5 +1,6 @@
-"""The Hydra application. It lives in an importable module (not __main__) so that launchers
-which run jobs in other processes (runner's own, joblib, Ray, SLURM) pickle it by reference."""
+"""The command line: the Hydra application (one variant, or `-m` to sweep), and the subcommands
+`reproduce` and `report`. The app lives in an importable module (not __main__), so that launchers
+that run jobs in other processes (runner's own, joblib, Ray, SLURM) pickle it by reference."""
 
 from __future__ import annotations
 
@@ -9,46 +10,15 @@ import hydra
 from omegaconf import DictConfig
 
 import runner  # noqa: F401  (pins the Keras backend before anything imports Keras)
-from runner.callbacks import summaries_in_background
-from runner.config import CONFIG_DIR, ConfigError, check_override_keys  # also registers the resolvers
+from runner.config import CONFIG_DIR, ConfigError  # also registers the resolvers
+from runner.summaries import summaries_in_background
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
 def train_app(cfg: DictConfig) -> float | None:
-    from runner.train import run  # TensorFlow is imported only here, after validation
+    from runner.variant import run  # TensorFlow is imported only here, after validation
 
     return run(cfg)
-
-
-def swept_experiments(arguments: list[str]) -> tuple[int, list[str]] | None:
-    """Where `-m experiment=a,b` (or `experiment=glob(*)`) sweeps experiments: the argument's
-    index and the experiment names. Hydra alone would run one job per experiment file and
-    ignore each file's own sweep; runner runs each experiment's sweep instead."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import ValueType
-
-    if not {"-m", "--multirun"} & set(arguments):
-        return None
-    parser = OverridesParser.create()
-    available = sorted(path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml"))
-    for index, argument in enumerate(arguments):
-        if not argument.startswith("experiment="):
-            continue
-        override = parser.parse_override(argument)
-        if not override.is_sweep_override():
-            return None
-        if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
-            names = override.value().filter(available)
-        else:
-            names = list(override.sweep_string_iterator())
-        unknown = [name for name in names if name not in available]
-        if unknown or not names:
-            raise ConfigError(
-                f"Unknown experiment(s) {', '.join(map(repr, unknown)) or 'in ' + repr(argument)}. "
-                f"Choose from: {', '.join(available)}."
-            )
-        return index, names
-    return None
 
 
 REPRODUCE_HELP = """usage: python -m runner reproduce [OVERRIDE ...]
@@ -97,6 +67,7 @@ def run_command(arguments: list[str]) -> None:
     swept (their jobs share the launcher's worker processes)."""
     from hydra.core.global_hydra import GlobalHydra
 
+    from runner.overrides import check_override_keys, swept_experiments
     from runner.processes import collect_sweeps, queued_sweeps, start_fork_server_early
 
     try:
@@ -123,15 +94,15 @@ def run_command(arguments: list[str]) -> None:
 
 def release_workers() -> None:
     """Stop the parallel launchers' worker processes as soon as the command is done (also after
-    a mistake in the sweep: the fork server was started early). Hydra's joblib launcher leaves
-    its workers idle until loky's timeout (5 minutes), holding the command's output open."""
+    a mistake in the sweep). Hydra's joblib launcher leaves its loky workers idle for 5 minutes,
+    holding the command's output open."""
     from runner.processes import stop_workers
 
     stop_workers()
-    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
-    executor = getattr(loky, "_executor", None)
-    if executor is not None:
-        executor.shutdown(wait=True, kill_workers=True)
+    if "joblib.externals.loky.reusable_executor" in sys.modules:
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
 
 
 def main() -> None:
@@ -152,30 +123,14 @@ def main() -> None:
 
 
 def cli() -> None:
-    """`runner` and `python -m runner`: main(), then an exit that skips the interpreter's
-    teardown of the modules it loaded, once every result is written and the streams are
-    flushed. With TensorFlow loaded (a sequential sweep trains in this process) that teardown
-    alone takes most of a second. Exit handlers still run (logging's among them)."""
-    import atexit
-    import os
-
+    """`runner` and `python -m runner`: main(), with Ctrl-C answered by what was kept and how to
+    go on, without a traceback."""
     try:
         main()
-        code = 0
-    except SystemExit as exit:
-        code = exit.code
     except KeyboardInterrupt:
         print(
             "\nInterrupted. The variants that finished are saved in their sweep folders; run the same "
             "command with resume=latest to skip them and train the rest.",
             file=sys.stderr,
         )
-        code = 130
-    if not isinstance(code, int):  # None, or a message as sys.exit("...") gives it
-        if code is not None:
-            print(code, file=sys.stderr)
-        code = 0 if code is None else 1
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        sys.exit(130)

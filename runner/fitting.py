@@ -1,0 +1,136 @@
+"""Fitting one network: a compiled model (built, or one this process kept), the input pipeline,
+and `model.fit`. Only Keras' and TensorFlow's public APIs."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from runner.data import Split, one_hot
+from runner.model import build_model, build_optimizer
+
+# This process's last few compiled models, by what their traced steps depend on (the network,
+# the optimizer but its learning rate, loss and metrics), the most recently used last.
+_kept: OrderedDict[str, keras.Model] = OrderedDict()
+KEEP_MODELS = 6
+_COLLECT_EVERY = 5  # keras.utils.clear_session's full garbage collection, every few new models
+_new_models = 0
+
+
+def fit_model(
+    settings: dict[str, Any],
+    split: Split,
+    n_classes: int,
+    name: str | None,
+    history: keras.callbacks.History | None = None,
+    telemetry=None,
+    callbacks: list | None = None,
+    reuse: bool = True,
+) -> keras.callbacks.History:
+    """Seed, build, compile and fit; returns the History (also after an early stop on NaN).
+
+    `telemetry` is a TelemetryCallback: where its `gradients` is on, the model's train step records
+    per-layer gradient statistics. `reuse=False` always builds a model of its own (one the caller
+    keeps, as the course API's history.model)."""
+    trainer = settings["trainer"]
+    gradients = telemetry is not None and telemetry.gradients
+    model = compiled_model(settings, split.x_train.shape[1], n_classes, name, gradients, reuse=reuse)
+    history = history if history is not None else keras.callbacks.History()
+    train, validation = input_pipeline(split, n_classes, trainer["batch_size"], trainer["seed"])
+    model.fit(
+        train,
+        validation_data=validation,
+        epochs=trainer["epochs"],
+        shuffle=False,  # the pipeline reshuffles every epoch
+        verbose=trainer["verbose"],
+        callbacks=[
+            history,
+            keras.callbacks.TerminateOnNaN(),
+            *([telemetry] if telemetry is not None else []),
+            *(callbacks or []),
+        ],
+    )
+    return history
+
+
+def compiled_model(
+    settings: dict[str, Any], n_features: int, n_classes: int, name: str | None, gradients: bool, reuse: bool = True
+) -> keras.Model:
+    """A compiled model in the state a fresh build with this seed has.
+
+    Where the network, optimizer, loss and metrics equal those of a model this process kept (only
+    the seed or the learning rate differ), the kept model is reused: its variables and its
+    optimizer's take a fresh build's values, so its traced train and test steps serve again."""
+    trainer = settings["trainer"]
+    optimizer_settings = {key: value for key, value in settings["optimizer"].items() if key != "learning_rate"}
+    signature = json.dumps(
+        [settings["model"], optimizer_settings, trainer["loss"], trainer["metrics"], n_features, n_classes, gradients],
+        sort_keys=True,
+        default=str,
+    )
+    kept = _kept.pop(signature, None) if reuse else None
+    if kept is None:
+        _clear_session()
+    keras.utils.set_random_seed(trainer["seed"])
+    tf.config.experimental.enable_op_determinism()
+    model = build_model(settings["model"], n_features, n_classes, name=name, telemetry=gradients)
+    optimizer = build_optimizer(settings["optimizer"])
+    if kept is None:
+        model.compile(optimizer=optimizer, loss=trainer["loss"], metrics=list(trainer["metrics"]))
+        build_state(model, n_features, n_classes)
+    else:
+        for target, source in zip(kept.variables, model.variables, strict=True):
+            target.assign(source)  # weights and the seed generators' states
+        optimizer.build(kept.trainable_variables)
+        for target, source in zip(kept.optimizer.variables, optimizer.variables, strict=True):
+            target.assign(source)  # its iterations, learning rate and slots
+        model = kept
+    if reuse:
+        _kept[signature] = model
+        while len(_kept) > KEEP_MODELS:
+            _kept.popitem(last=False)
+    return model
+
+
+def forget_models() -> None:
+    """Keep no compiled model (after a fit that broke off, say)."""
+    _kept.clear()
+
+
+def build_state(model: keras.Model, n_features: int, n_classes: int) -> None:
+    """Create the optimizer's, the loss's and the metrics' variables before fit, on one zero batch:
+    TensorFlow traces a step that creates variables twice (tests/test_fitting.py counts)."""
+    x = np.zeros((1, n_features), "float32")
+    y = np.zeros((1, n_classes), "float32")
+    y_pred = model(x)
+    model.compute_loss(x=x, y=y, y_pred=y_pred)
+    model.compute_metrics(x, y, y_pred, sample_weight=None)
+    model.reset_metrics()
+    model.optimizer.build(model.trainable_variables)
+
+
+def _clear_session() -> None:
+    """keras.utils.clear_session() before a new model, with its full garbage collection only every
+    few models: it returns the same memory each time and costs a fifth of a second."""
+    global _new_models
+    _new_models += 1
+    collect = _new_models % _COLLECT_EVERY == 0
+    keras.utils.clear_session(free_memory=collect)
+
+
+def input_pipeline(split: Split, n_classes: int, batch_size: int, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The training set reshuffled every epoch (as fit(shuffle=True) does with arrays), the
+    validation set batched once and cached. Their batch dimension is unknown, so the last,
+    smaller batch reuses the traced step instead of tracing another."""
+    train = (
+        tf.data.Dataset.from_tensor_slices((split.x_train, one_hot(split.y_train, n_classes)))
+        .shuffle(len(split.x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+    )
+    validation = tf.data.Dataset.from_tensor_slices((split.x_val, one_hot(split.y_val, n_classes)))
+    return train, validation.batch(batch_size).cache()

@@ -1,0 +1,117 @@
+"""Hydra's sweep hooks (a Hydra callback): check every job of a sweep before any trains, and
+summarize the sweep after."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from runner import progress, summaries
+from runner.composition import compose_jobs, grid_jobs, keep_composed, sweep_overrides, take_composed
+from runner.config import ConfigError, check_settings
+from runner.results import write_sweep_facts
+
+
+class SweepHooks(Callback):
+    parent_run_id: str | None = None  # the tracker's run for the whole sweep (logger=mlflow)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self.parent_run_id = check_sweep(config).get("mlflow_parent_run_id")
+        except (ConfigError, OmegaConfBaseException) as error:
+            # Hydra turns exceptions in callbacks into warnings; a user mistake must stop the sweep.
+            cause = _user_error(error)
+            if cause is None:
+                raise
+            sys.stderr.write(f"{cause}\n")
+            sys.exit(2)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        take_composed(str(sweep_dir))  # what no launcher took
+        then = None
+        options = _tracker_options(config)
+        if options is not None and self.parent_run_id:
+            from runner.loggers import finish_parent_run
+
+            then = functools.partial(finish_parent_run, options, self.parent_run_id, sweep_dir)  # gets its files
+        summarize = functools.partial(summaries.summarize, sweep_dir, summaries.in_background(), then=then)
+        from runner.processes import after_sweep
+
+        if not after_sweep(str(sweep_dir), summarize):  # queued jobs: once they are done
+            summarize()
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        summaries.summarize(Path(config.hydra.runtime.output_dir))
+
+
+def _user_error(error: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind an OmegaConf error (a resolver's, say), if there is one."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ConfigError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def check_sweep(config: DictConfig) -> dict[str, Any]:
+    """Compose and validate every job of the sweep, and load each distinct data set once; then
+    keep the composed configs for the launcher, write the facts the jobs read, and return them."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from runner.data import load_dataset, stratified_split
+
+    loader = GlobalHydra.instance().config_loader()
+    overrides = sweep_overrides(config, loader)
+    swept = sorted({o.get_key_element() for o in overrides if o.is_sweep_override()} - {"experiment"})
+    jobs = grid_jobs(overrides)  # None for a sweeper that searches ranges: its trials check themselves
+    checked_data: set[str] = set()
+    composed: dict[tuple[str, ...], DictConfig] = {}
+    for job_overrides, job_config in compose_jobs(loader, config, jobs or []):
+        HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
+        OmegaConf.set_readonly(job_config.hydra, False)  # as composed (set_config made it read-only)
+        composed[tuple(job_overrides)] = job_config
+        settings = check_settings(job_config)
+        trainer = settings["trainer"]
+        data_key = repr((settings["data"], trainer["validation_split"], trainer["seed"]))
+        if data_key not in checked_data:
+            dataset = load_dataset(settings["data"])
+            stratified_split(dataset.features, dataset.labels, trainer["validation_split"], trainer["seed"])
+            checked_data.add(data_key)
+    HydraConfig.instance().set_config(config)
+    # Only once every job is valid: the tracker's parent run, then the facts the jobs read.
+    sweep_dir = Path(config.hydra.sweep.dir)
+    keep_composed(str(sweep_dir), composed)
+    total = len(jobs) if jobs else None
+    progress.start_sweep(str(sweep_dir), total)
+    facts = {"swept": swept, "total": total, "started": time.time(), **_start_tracker(config, sweep_dir)}
+    write_sweep_facts(sweep_dir, facts)
+    return facts
+
+
+def _tracker_options(config: DictConfig) -> dict[str, Any] | None:
+    logger = config.get("logger")
+    if logger is None or logger.get("name") != "mlflow":
+        return None
+    return OmegaConf.to_container(logger, resolve=True)
+
+
+def _start_tracker(config: DictConfig, sweep_dir: Path) -> dict[str, Any]:
+    """With logger=mlflow: the sweep's parent run, whose id the variants' runs point to."""
+    options = _tracker_options(config)
+    if options is None:
+        return {}
+    from runner.loggers import check_logger, start_parent_run
+
+    check_logger(options)
+    return {"mlflow_parent_run_id": start_parent_run(options, sweep_dir, str(config.get("title")))}

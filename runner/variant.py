@@ -1,0 +1,217 @@
+"""One variant, the Hydra task: check, skip it where resume finds it done, train it, write its files.
+
+A variant that diverges or raises is recorded (status diverged or failed) rather than stopping
+the sweep; only user mistakes (ConfigError) stop the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from runner import devices, progress
+from runner.config import check_settings
+from runner.data import Dataset, Split, load_dataset, split_dataset
+from runner.results import (
+    CONFIG_FILE,
+    DIAGNOSTICS_FILE,
+    ERROR_FILE,
+    HISTORY_FILE,
+    config_fingerprint,
+    finished_record,
+    read_sweep_facts,
+    write_atomic,
+    write_history,
+    write_metrics,
+)
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Hydra task body: train the variant `cfg` describes into Hydra's output folder."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    sweep = read_sweep_facts(Path(hydra_cfg.sweep.dir)) if multirun else {}
+    settings = check_settings(cfg)
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    fingerprint = config_fingerprint(settings)
+    done = finished_record(output_dir, fingerprint)
+    if done is not None:
+        log.debug("%s: %s earlier, skipped (same config in %s)", settings["label"], done["status"], output_dir)
+        progress.finished(hydra_cfg.sweep.dir if multirun else None, progress.Finished.of(done, skipped=True))
+        return objective(done)
+
+    devices.import_tensorflow()
+    dataset = load_dataset(settings["data"])
+    split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
+    workers = parallel_workers(hydra_cfg) if multirun else None
+    devices.configure_threads(devices.job_threads(settings["trainer"]["threads"], workers))
+    devices.prepare_tensorflow()
+    write_atomic(output_dir / CONFIG_FILE, OmegaConf.to_yaml(settings))
+    record = train_variant(
+        settings,
+        dataset,
+        split,
+        output_dir,
+        swept=swept_values(cfg, sweep) if multirun else {},
+        job=hydra_cfg.job.get("num"),
+        fingerprint=fingerprint,
+        sweep=sweep,
+    )
+    progress.finished(hydra_cfg.sweep.dir if multirun else None, progress.Finished.of(record))
+    return objective(record)
+
+
+def parallel_workers(hydra_cfg) -> int | None:
+    """How many jobs the sweep's launcher runs side by side on this machine, where it says."""
+    n_jobs = hydra_cfg.launcher.get("n_jobs")
+    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0:
+        return None
+    return devices.worker_count(n_jobs)
+
+
+def objective(record: dict[str, Any]) -> float:
+    """What the task returns to a sweeper that optimizes (Optuna): the final val_accuracy, or
+    NaN where there is none (a failed variant), which Optuna records as a failed trial."""
+    value = record.get("final_val_accuracy")
+    return float("nan") if value is None else float(value)
+
+
+def swept_values(cfg: DictConfig, sweep: dict[str, Any]) -> dict[str, Any]:
+    """The values this job sets for the sweep's swept keys."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra_cfg = HydraConfig.get()
+    parser = OverridesParser.create()
+    swept = set(hydra_cfg.sweeper.get("params") or {}) | set(sweep.get("swept", []))
+    values = {}
+    for override in parser.parse_overrides(list(hydra_cfg.overrides.task)):
+        key = override.get_key_element().lstrip("+~")
+        if key in swept:
+            # A config group (optimizer=adam, init=he_normal) is recorded by its option's name.
+            values[key] = override.value() if key in hydra_cfg.runtime.choices else OmegaConf.select(cfg, key)
+    return OmegaConf.to_container(OmegaConf.create(values), resolve=True) if values else {}
+
+
+def train_variant(
+    settings: dict[str, Any],
+    dataset: Dataset,
+    split: Split,
+    output_dir: Path,
+    swept: dict[str, Any],
+    job: int | None = None,
+    fingerprint: str | None = None,
+    sweep: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train one variant and write history.csv and metrics.json into `output_dir` (and to the
+    experiment tracker, where `logger` names one)."""
+    import keras
+
+    from runner.fitting import fit_model, forget_models
+    from runner.telemetry import TelemetryCallback, diagnostics_table, summarize_diagnostics
+
+    tracker = None
+    if (settings.get("logger") or {}).get("name", "none") != "none":
+        from runner.loggers import open_logger
+
+        tracker = open_logger(settings, output_dir, swept, sweep or {})
+
+    history = keras.callbacks.History()
+    options = settings.get("telemetry") or {}
+    telemetry = None
+    if options.get("gradients") or options.get("activations"):
+        probe = split.x_val[: options["probe_size"]] if options["activations"] else None
+        telemetry = TelemetryCallback(probe, settings["model"]["hidden_activation"], gradients=options["gradients"])
+    error = None
+    started = time.perf_counter()
+    try:
+        fit_model(
+            settings,
+            split,
+            dataset.n_classes,
+            settings["label"],
+            history=history,
+            telemetry=telemetry,
+            callbacks=tracker.callbacks() if tracker is not None else None,
+        )
+    except Exception as exc:  # a failed variant is data, not a crash
+        forget_models()  # never reuse a model whose fit broke off
+        error = f"{type(exc).__name__}: {exc}"
+        write_atomic(output_dir / ERROR_FILE, traceback.format_exc())
+    seconds = time.perf_counter() - started
+
+    epochs = getattr(history, "history", {}) or {}
+    record = summarize_history(epochs, settings["metric"])
+    if telemetry is not None:
+        write_atomic(output_dir / DIAGNOSTICS_FILE, diagnostics_table(telemetry.rows))
+        record.update(summarize_diagnostics(telemetry.rows))
+        if telemetry.nonfinite_epoch is not None and (
+            record["diverged_epoch"] is None or telemetry.nonfinite_epoch < record["diverged_epoch"]
+        ):
+            record.update(status="diverged", diverged_epoch=telemetry.nonfinite_epoch)
+    if error is not None:
+        record["status"] = "failed"
+    record.update(
+        name=settings["name"],
+        label=settings["label"],
+        title=settings["title"],
+        metric=settings["metric"],
+        data=dataset.name,
+        seed=settings["trainer"]["seed"],
+        epochs=settings["trainer"]["epochs"],
+        seconds=round(seconds, 3),
+        swept=swept,
+        job=job,
+        fingerprint=fingerprint,
+        error=error,
+    )
+    write_history(output_dir / HISTORY_FILE, epochs)
+    write_metrics(output_dir, record)
+    if tracker is not None:
+        try:
+            tracker.finish(record, output_dir)
+        except Exception as exc:  # the results are on disk; a tracker's hiccup must not lose them
+            log.warning("%s: could not write to %s: %s", settings["label"], settings["logger"]["name"], exc)
+    log.debug(
+        "%s: %s, val_accuracy %s after %d epochs (%.1f s)",
+        settings["label"],
+        record["status"],
+        progress.number(record["final_val_accuracy"]),
+        record["epochs_run"],
+        seconds,
+    )
+    return record
+
+
+def summarize_history(epochs: dict[str, list[float]], metric: str) -> dict[str, Any]:
+    """Status, final and best values and the divergence epoch of one history."""
+    losses = np.asarray(epochs.get("loss", []), dtype=float)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    record: dict[str, Any] = {
+        "status": "diverged" if bad.size else "completed",
+        "diverged_epoch": int(bad[0]) + 1 if bad.size else None,
+        "epochs_run": int(losses.size),
+    }
+    for key in ("accuracy", "val_accuracy", "loss", "val_loss"):
+        values = np.asarray(epochs.get(key, []), dtype=float)
+        record[f"final_{key}"] = float(values[-1]) if values.size else None
+        if key.endswith("accuracy"):
+            record[f"best_{key}"] = float(np.nanmax(values)) if np.isfinite(values).any() else None
+    values = np.asarray(epochs.get(metric, []), dtype=float)
+    if np.isfinite(values).any():
+        best = np.nanargmin(values) if metric.endswith("loss") else np.nanargmax(values)
+        record["best_epoch"] = int(best) + 1
+    else:
+        record["best_epoch"] = None
+    return record
