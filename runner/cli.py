@@ -96,10 +96,10 @@ def release_workers() -> None:
     """Stop the parallel launchers' worker processes as soon as the command is done (also after
     a mistake in the sweep). Hydra's joblib launcher leaves its loky workers idle for 5 minutes,
     holding the command's output open."""
-    from runner.processes import stop_workers
+    from runner.processes import stop_workers, used_joblib
 
     stop_workers()
-    if "joblib.externals.loky.reusable_executor" in sys.modules:
+    if used_joblib():
         from joblib.externals.loky import get_reusable_executor
 
         get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
@@ -124,13 +124,31 @@ def main() -> None:
 
 def cli() -> None:
     """`runner` and `python -m runner`: main(), with Ctrl-C answered by what was kept and how to
-    go on, without a traceback."""
+    go on, without a traceback. Once every exit handler has run, the process ends without tearing
+    its modules down (with TensorFlow loaded, most of a second)."""
+    import atexit
+
+    outcome = {"code": 1}  # unless main() ends otherwise: an error escaped it
+    atexit.register(_end, outcome)  # registered first, so run last
     try:
         main()
+        outcome["code"] = 0
+    except SystemExit as exit:
+        outcome["code"] = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
+        raise
     except KeyboardInterrupt:
         print(
             "\nInterrupted. The variants that finished are saved in their sweep folders; run the same "
             "command with resume=latest to skip them and train the rest.",
             file=sys.stderr,
         )
+        outcome["code"] = 130
         sys.exit(130)
+
+
+def _end(outcome: dict[str, int]) -> None:
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(outcome["code"])

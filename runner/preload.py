@@ -1,11 +1,12 @@
 """What a sweep's job needs, imported once by the fork server its workers are forked from
 (runner.processes): TensorFlow and Keras with the training code, scikit-learn's data helpers,
-Hydra's plugins (a job's configs refer to their classes) and the plotting modules of the
-summaries. The garbage collector stays off meanwhile, then everything loaded is frozen
-(gc.freeze, as its documentation advises before forking). Should the command end meanwhile (a
-mistake in its configs), the server ends too rather than finish importing.
+and Hydra's plugins (a job's configs refer to their classes). The garbage collector stays off
+meanwhile, then everything loaded is frozen (gc.freeze, as its documentation advises before
+forking). Should the command end meanwhile (a mistake in its configs), the server ends too rather
+than finish importing; and it ends without tearing its modules down.
 """
 
+import atexit
 import gc
 import os
 import threading
@@ -28,17 +29,12 @@ _watcher.start()
 from runner import devices  # noqa: E402
 
 with devices.quiet_stderr():
-    import matplotlib  # noqa: E402
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: E402, F401
     import sklearn.datasets  # noqa: E402, F401
     import sklearn.model_selection  # noqa: E402, F401
     import sklearn.preprocessing  # noqa: E402, F401
     from hydra.core.plugins import Plugins  # noqa: E402
 
     import runner.fitting  # noqa: E402, F401  (Keras, TensorFlow)
-    import runner.plots  # noqa: E402, F401
     import runner.telemetry  # noqa: E402, F401
 
     Plugins.instance()  # imports every installed Hydra plugin, as unpickling a job's configs would
@@ -46,3 +42,6 @@ with devices.quiet_stderr():
 _imported.set()
 _watcher.join()  # the server forks its workers single-threaded
 devices.import_tensorflow()  # marks it done and freezes what is loaded
+# Registered last, so run first: the server ends at once, without the teardown of TensorFlow's
+# modules, a second during which it would hold the command's output open.
+atexit.register(os._exit, 0)

@@ -148,6 +148,18 @@ def stop_workers() -> None:
         _pool = None
 
 
+_joblib = False  # whether a sweep of this command ran on Hydra's joblib launcher
+
+
+def note_launcher(target: str) -> None:
+    global _joblib
+    _joblib = _joblib or "joblib" in target
+
+
+def used_joblib() -> bool:
+    return _joblib
+
+
 class _QueuedSweep:
     """A sweep whose jobs were queued: their futures (each a future of the worker pool's future,
     as a thread hands them to the pool), and what to do once they are all done."""

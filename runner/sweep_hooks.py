@@ -23,6 +23,9 @@ class SweepHooks(Callback):
     parent_run_id: str | None = None  # the tracker's run for the whole sweep (logger=mlflow)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from runner.processes import note_launcher
+
+        note_launcher(str(config.hydra.launcher.get("_target_", "")))
         try:
             self.parent_run_id = check_sweep(config).get("mlflow_parent_run_id")
         except (ConfigError, OmegaConfBaseException) as error:

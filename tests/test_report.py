@@ -14,11 +14,30 @@ from runner.report import CLAIMS, build_report
 from tests.conftest import REPO, run_cli
 
 
+def fake_sweep(sweep, experiment, overrides=(), config_dirs=()):
+    """The multirun.yaml a sweeper saves: the command's overrides, the experiment, the config dirs."""
+    sources = [{"path": "hydra.conf", "schema": "pkg", "provider": "hydra"}]
+    sources += [{"path": str(folder), "schema": "file", "provider": "command-line"} for folder in config_dirs]
+    saved = {
+        "hydra": {
+            "overrides": {
+                "hydra": ["hydra.mode=MULTIRUN"],
+                "task": [*([f"experiment={experiment}"] if experiment else []), *overrides],
+            },
+            "runtime": {"choices": {"experiment": experiment}, "config_sources": sources},
+        }
+    }
+    sweep.mkdir(parents=True, exist_ok=True)
+    (sweep / "multirun.yaml").write_text(json.dumps(saved))  # JSON is YAML
+
+
 def fake_variant(sweep, swept, label, seed, val_accuracy, accuracy=None, status="completed", **extra):
     """One finished variant as a sweep writes it: history.csv, metrics.json, config.yaml."""
     name = ",".join(f"{key}={value}" for key, value in swept.items()) + f",trainer.seed={seed}"
     folder = sweep / name
     folder.mkdir(parents=True)
+    if not (sweep / "multirun.yaml").exists():
+        fake_sweep(sweep, sweep.parent.name, [f"trainer.seed={seed}"])
     accuracy = accuracy or val_accuracy
     epochs = len(val_accuracy)
     pd.DataFrame(
@@ -50,6 +69,7 @@ def fake_variant(sweep, swept, label, seed, val_accuracy, accuracy=None, status=
 
 def normalization(results, batch, none):
     sweep = results / "normalization" / "reproduce"
+    fake_sweep(sweep, "normalization", ["trainer.seed=0,1,2"])
     for seed in range(3):
         fake_variant(sweep, {"model.normalization": "batch"}, "Normalization-batch", seed, batch[seed])
         fake_variant(sweep, {"model.normalization": "none"}, "Normalization-none", seed, none[seed])
@@ -57,6 +77,7 @@ def normalization(results, batch, none):
 
 def optimizer(results, sgd, adaptive):
     sweep = results / "optimizer" / "reproduce"
+    fake_sweep(sweep, "optimizer", ["trainer.seed=0,1,2"])
     for seed in range(3):
         fake_variant(sweep, {"optimizer": "sgd"}, "Optimizer-sgd", seed, [sgd[seed]])
         for name in ("rmsprop", "adam"):
@@ -65,6 +86,7 @@ def optimizer(results, sgd, adaptive):
 
 def initializer(results, zeros):
     sweep = results / "initializer" / "reproduce"
+    fake_sweep(sweep, "initializer", ["trainer.seed=0,1,2"])
     for seed in range(3):
         fake_variant(sweep, {"model.weights_initializer": "zeros"}, "Initializer-zeros", seed, zeros[seed])
         fake_variant(sweep, {"model.weights_initializer": "he_normal"}, "Initializer-he_normal", seed, [0.6, 0.9])
@@ -171,3 +193,59 @@ def test_a_single_seed_gives_no_verdict_on_a_comparison(tmp_path):
     adaptive = claim(claims_of(tmp_path), "Adaptive optimizers")
     assert adaptive["verdict"] == "inconclusive"
     assert "rmsprop 0.9 (one seed)" in adaptive["evidence"]
+
+
+def test_each_section_shows_the_sweep_with_the_notes_settings_and_its_exact_command(tmp_path):
+    """Newer ad-hoc sweeps neither replace the notes' sweep nor feed the claims; a sweep run only
+    with other settings is shown flagged, with the command that ran it, and no verdict uses it."""
+    optimizer(tmp_path, sgd=[0.5, 0.52, 0.51], adaptive=[0.9, 0.92, 0.91])
+    later = tmp_path / "optimizer" / "2099-01-01_00-00-00"
+    fake_sweep(later, "optimizer", ["trainer.epochs=2", "data=csv", "data.path=clean.csv", "trainer.seed=0,1,2"])
+    for seed in range(3):
+        fake_variant(later, {"optimizer": "sgd"}, "Optimizer-sgd", seed, [0.95])
+        for name in ("rmsprop", "adam"):
+            fake_variant(later, {"optimizer": name}, f"Optimizer-{name}", seed, [0.1])
+    lr = tmp_path / "learning_rate" / "2099-01-02_00-00-00"
+    fake_sweep(lr, "learning_rate", ["optimizer=adam", "trainer.epochs=2", "resume=latest"])
+    for rate in (0.001, 0.01, 0.1):
+        fake_variant(lr, {"optimizer.learning_rate": rate}, f"Learning-Rate-{rate}", 42, [0.5, 0.6])
+    mine = tmp_path / "momentum" / "2099-01-03_00-00-00"
+    fake_sweep(mine, "momentum", ["trainer.epochs=3"], config_dirs=[tmp_path / "my conf"])
+    fake_variant(mine, {"optimizer.momentum": 0.9}, "Momentum-0.9", 42, [0.7])
+    adhoc = tmp_path / "default" / "2099-01-04_00-00-00"
+    fake_sweep(adhoc, None, ["model.width=8,16"])
+    fake_variant(adhoc, {"model.width": 8}, "Base", 42, [0.7])
+    single = tmp_path / "default" / "2099-01-05_00-00-00"
+    single.mkdir(parents=True)
+    (single / "metrics.json").write_text(json.dumps({"status": "completed", "label": "Base"}))
+
+    page = build_report(tmp_path).read_text()
+    claims = {claim["text"]: claim for claim in json.loads((tmp_path / "report" / "claims.json").read_text())}
+    adaptive = claim(claims, "Adaptive optimizers")
+    assert (
+        adaptive["verdict"] == "supported" and "sgd 0.51" in adaptive["evidence"]
+    )  # the notes' sweep, not the CSV one
+    assert "python -m runner -m experiment=optimizer trainer.seed=0,1,2</code>" in page
+    other = "python -m runner -m experiment=optimizer trainer.epochs=2 data=csv data.path=clean.csv trainer.seed=0,1,2"
+    assert other in page.split('id="other-results"')[1]
+
+    learning_rate = claim(claims, "A too-large learning rate")
+    assert learning_rate["verdict"] == "inconclusive"
+    assert (
+        "no sweep of learning_rate with the notes' settings: the one found ran with optimizer=adam, trainer.epochs=2"
+        in (learning_rate["evidence"])
+    )
+    section = page.split('<section id="learning_rate">')[1].split("</section>")[0]
+    assert "Not the notes' settings: this sweep ran with optimizer=adam, trainer.epochs=2." in section
+    assert "<code>python -m runner -m experiment=learning_rate optimizer=adam trainer.epochs=2</code>" in section
+
+    section = page.split('<section id="momentum">')[1].split("</section>")[0]
+    assert (
+        f"python -m runner -m --config-dir &#39;{tmp_path / 'my conf'}&#39; experiment=momentum trainer.epochs=3"
+        in section
+    )
+    assert 'id="default"' not in page and "Base Model" not in page
+    assert "python -m runner -m model.width=8,16" in page and f"{single} <span" in page
+    intro = re.search(r'<p class="muted">(.*?)</p>', page).group(1)
+    assert "1 experiments with the notes&#39; settings, 9 runs (seeds 0, 1, 2)" in intro
+    assert "not used by the claims, as run with other settings: learning_rate, momentum" in intro
