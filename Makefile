@@ -24,7 +24,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed ## Create .venv and install runner
+EXTRAS ?=
+install: $(VENV)/.installed ## Create .venv and install runner (EXTRAS="tensorboard mlflow" adds extras)
+ifneq ($(strip $(EXTRAS)),)
+	$(PY) -m pip install --quiet -e '.[$(subst $(space),$(comma),$(strip $(EXTRAS)))]'
+endif
 
 install-dev: $(VENV)/.installed-dev ## Create .venv and install runner with the test tools
 

@@ -279,11 +279,27 @@ def check_settings(cfg: DictConfig) -> dict[str, Any]:
     settings = settings_of(cfg)
     validate(settings)
     check_metric(settings["metric"])
-    if (settings.get("logger") or {}).get("name", "none") != "none":
-        from runner.loggers import check_logger
-
-        check_logger(settings["logger"])
+    check_logger(settings.get("logger"))
     return settings
+
+
+TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # logger name -> the package it needs
+
+
+def check_logger(logger: dict[str, Any] | None) -> None:
+    """Fail before training where the chosen tracker is not installed, saying how to install it
+    into the environment runner runs in."""
+    import importlib.util
+    import sys
+
+    name = (logger or {}).get("name", "none")
+    package = TRACKERS.get(name)
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise ConfigError(
+            f"logger={name} needs the {package} package, which is not installed in this environment "
+            f"({sys.executable}). Install it with `{sys.executable} -m pip install {package}` (in a clone of "
+            f"runner: `make install EXTRAS={name}`), or drop logger={name}."
+        )
 
 
 def check_override_keys(arguments: list[str]) -> None:

@@ -11,8 +11,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runner.config import ConfigError
-
 # Settings shown as hyperparameters (besides the swept ones) in TensorBoard's HParams dashboard.
 HPARAM_KEYS = (
     "data.name",
@@ -37,20 +35,6 @@ FINAL_METRICS = (
     "gradient_norm_max",
     "dead_fraction_final",
 )
-PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
-
-
-def check_logger(logger: dict[str, Any] | None) -> None:
-    """Fail before training where the chosen tracker is not installed."""
-    import importlib.util
-
-    name = (logger or {}).get("name", "none")
-    if name in PACKAGES and importlib.util.find_spec(PACKAGES[name]) is None:
-        raise ConfigError(
-            f"logger={name} needs the {PACKAGES[name]} package, which is not installed. "
-            f"Install it with `pip install 'runner[{name}]'` (or `pip install {PACKAGES[name]}`), "
-            f"or drop logger={name}."
-        )
 
 
 def open_logger(settings: dict[str, Any], output_dir: Path, swept: dict[str, Any], sweep: dict[str, Any]):

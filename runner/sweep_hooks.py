@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner import progress, summaries
 from runner.composition import compose_jobs, grid_jobs, keep_composed, sweep_overrides, take_composed
-from runner.config import ConfigError, check_settings
+from runner.config import ConfigError, check_logger, check_settings
 from runner.results import write_sweep_facts
 
 
@@ -114,7 +114,7 @@ def _start_tracker(config: DictConfig, sweep_dir: Path) -> dict[str, Any]:
     options = _tracker_options(config)
     if options is None:
         return {}
-    from runner.loggers import check_logger, start_parent_run
+    from runner.loggers import start_parent_run
 
     check_logger(options)
     return {"mlflow_parent_run_id": start_parent_run(options, sweep_dir, str(config.get("title")))}

@@ -7,6 +7,7 @@ the sweep; only user mistakes (ConfigError) stop the run.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from pathlib import Path
@@ -54,7 +55,7 @@ def run(cfg: DictConfig) -> float | None:
     devices.import_tensorflow()
     dataset = load_dataset(settings["data"])
     split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
-    workers = parallel_workers(hydra_cfg) if multirun else None
+    workers = parallel_workers(hydra_cfg, sweep.get("total")) if multirun else None
     devices.configure_threads(devices.job_threads(settings["trainer"]["threads"], workers))
     devices.prepare_tensorflow()
     write_atomic(output_dir / CONFIG_FILE, OmegaConf.to_yaml(settings))
@@ -72,12 +73,14 @@ def run(cfg: DictConfig) -> float | None:
     return objective(record)
 
 
-def parallel_workers(hydra_cfg) -> int | None:
-    """How many jobs the sweep's launcher runs side by side on this machine, where it says."""
+def parallel_workers(hydra_cfg, jobs: int | None) -> int | None:
+    """How many jobs the sweep's launcher runs side by side on this machine, where it says: its
+    workers, or the sweep's jobs where they are fewer."""
     n_jobs = hydra_cfg.launcher.get("n_jobs")
     if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0:
         return None
-    return devices.worker_count(n_jobs)
+    workers = devices.worker_count(n_jobs)
+    return min(workers, jobs) if jobs else workers
 
 
 def objective(record: dict[str, Any]) -> float:
@@ -117,6 +120,7 @@ def train_variant(
     """Train one variant and write history.csv and metrics.json into `output_dir` (and to the
     experiment tracker, where `logger` names one)."""
     import keras
+    import tensorflow as tf
 
     from runner.fitting import fit_model, forget_models
     from runner.telemetry import TelemetryCallback, diagnostics_table, summarize_diagnostics
@@ -171,6 +175,7 @@ def train_variant(
         seed=settings["trainer"]["seed"],
         epochs=settings["trainer"]["epochs"],
         seconds=round(seconds, 3),
+        threads=tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         swept=swept,
         job=job,
         fingerprint=fingerprint,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -231,6 +232,36 @@ def test_sweeping_experiments_runs_each_experiments_own_sweep(cli, tmp_path):
         assert f"Tables and plots: {sweep.relative_to(tmp_path)}/" in done.stdout
         for name in ("accuracy.png", "val_loss.png", "gradient_norms.png", "dead_units.png"):
             assert (sweep / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_users_experiment_sweeps_beside_a_built_in_one(cli, tmp_path):
+    (tmp_path / "my_conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "my_conf" / "experiment" / "momentum.yaml").write_text(
+        "# @package _global_\nname: momentum\ntitle: Momentum\nlabel: M-${optimizer.momentum}\n"
+        "defaults:\n  - override /optimizer: sgd\nhydra:\n  sweeper:\n    params:\n      optimizer.momentum: 0.0,0.9\n"
+    )
+    done = cli("-m", "--config-dir", "my_conf", "experiment=momentum,normalization", "trainer.epochs=1")
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(next((tmp_path / "results" / "momentum").iterdir()) / "summary.csv")) == 2
+    assert len(pd.read_csv(next((tmp_path / "results" / "normalization").iterdir()) / "summary.csv")) == 2
+    done = cli("-m", "--config-dir", "my_conf", "experiment=glob(mom*)", "trainer.epochs=1")
+    assert done.returncode == 0 and "=== Experiment 1/1: momentum ===" in done.stdout
+
+
+def test_a_sweep_prints_none_of_tensorflows_start_up_lines(cli, tmp_path):
+    done = cli("-m", "experiment=normalization", "trainer.epochs=1")
+    assert done.returncode == 0, done.stderr
+    for noise in ("cuInit", "oneDNN", "absl::InitializeLog", "cuda drivers", "E0000", "I0000"):
+        assert noise not in done.stderr and noise not in done.stdout
+    runs = pd.read_csv(next((tmp_path / "results" / "normalization").iterdir()) / "runs.csv")
+    assert set(runs["threads"]) == {max(1, os.cpu_count() // 2)}  # its two variants side by side share the cores
+
+
+def test_a_single_run_uses_every_core(cli, tmp_path):
+    done = cli("trainer.epochs=1", "hydra.run.dir=one")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["threads"] == os.cpu_count()
+    assert "cuInit" not in done.stderr and "oneDNN" not in done.stderr
 
 
 def test_unknown_experiment_in_a_sweep_is_named(cli, tmp_path):

@@ -17,7 +17,7 @@ def test_wheel_ships_the_configs_and_runs_outside_the_repo(tmp_path):
         text=True,
     )
     assert build.returncode == 0, build.stderr
-    (wheel,) = (tmp_path / "dist").glob("runner-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("keras_runner-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     experiments = {p.name for p in (REPO / "runner" / "conf" / "experiment").glob("*.yaml")}
     assert {f"runner/conf/experiment/{name}" for name in experiments} <= names

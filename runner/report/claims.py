@@ -8,12 +8,33 @@ from dataclasses import dataclass
 import pandas as pd
 
 from runner.report.load import Experiment
-from runner.report.statistics import Runs, Stat, all_seeds, combine, compare, number
+from runner.report.statistics import Stat, all_seeds, combine, compare, number
 
 CHANCE_MARGIN = 0.05  # an accuracy within this of the majority-class share counts as chance
 DYING_SHARE = 0.05  # ReLU units "die" at high rates where at least this share of them is dead
 VANISHED = 0.1  # first hidden layer's gradient norm below a tenth of the output layer's
 EXPLODED = 10.0
+
+
+class Runs:
+    """The runs of one experiment, selected by their swept values."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+        self.frame = experiment.runs
+
+    def where(self, **values) -> pd.DataFrame:
+        frame = self.frame
+        for key, value in values.items():
+            column = key.replace("__", ".")
+            if column not in frame:
+                return frame.iloc[0:0]
+            frame = frame[frame[column].map(str) == str(value)]
+        return frame
+
+    def stat(self, column: str, label: str, **values) -> Stat:
+        frame = self.where(**values)
+        return Stat(label, pd.to_numeric(frame[column], errors="coerce").dropna() if column in frame else pd.Series())
 
 
 @dataclass

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pandas as pd
-
-if TYPE_CHECKING:
-    from runner.report.load import Experiment
 
 
 @dataclass
@@ -68,27 +64,6 @@ def combine(parts: list[str]) -> str:
     if any(part == "no" for part in parts):
         return "not supported"
     return "inconclusive"
-
-
-class Runs:
-    """The runs of one experiment, selected by their swept values."""
-
-    def __init__(self, experiment: Experiment) -> None:
-        self.experiment = experiment
-        self.frame = experiment.runs
-
-    def where(self, **values) -> pd.DataFrame:
-        frame = self.frame
-        for key, value in values.items():
-            column = key.replace("__", ".")
-            if column not in frame:
-                return frame.iloc[0:0]
-            frame = frame[frame[column].map(str) == str(value)]
-        return frame
-
-    def stat(self, column: str, label: str, **values) -> Stat:
-        frame = self.where(**values)
-        return Stat(label, pd.to_numeric(frame[column], errors="coerce").dropna() if column in frame else pd.Series())
 
 
 def all_seeds(stat: Stat, test) -> str:
