@@ -67,12 +67,16 @@ def run_command(arguments: list[str]) -> None:
     swept (their jobs share the launcher's worker processes)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from runner.overrides import check_override_keys, swept_experiments
+    from runner.overrides import check_composition, check_override_keys, swept_experiments
     from runner.processes import collect_sweeps, queued_sweeps, start_fork_server_early
 
     try:
         check_override_keys(arguments)
         sweep = swept_experiments(arguments)
+        if not {"--help", "-h", "--hydra-help", "--shell-completion", "-sc", "--info", "-i"} & set(arguments):
+            composed = check_composition(arguments)
+            if not {"-m", "--multirun", "--cfg", "-c"} & set(arguments):
+                check_run(composed)
     except ConfigError as error:
         sys.stderr.write(f"{error}\n")
         sys.exit(2)
@@ -90,6 +94,27 @@ def run_command(arguments: list[str]) -> None:
                 GlobalHydra.instance().clear()
                 train_app()
                 collect_sweeps(wait=False)  # rankings of the sweeps done meanwhile
+
+
+def check_run(config: DictConfig) -> None:
+    """Validate a single run's settings and data before Hydra runs it, as a sweep's pre-flight
+    check does for each of its jobs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from runner.config import check_settings
+    from runner.data import load_dataset, stratified_split
+
+    HydraConfig.instance().set_config(config)  # labels may read ${hydra:runtime.choices...}
+    settings = check_settings(config)
+    if settings.get("resume") is not None:
+        experiment = config.hydra.runtime.choices.get("experiment") or "optimizer"
+        raise ConfigError(
+            f"resume={settings['resume']} continues a sweep, and this command runs a single variant: add -m to the "
+            f"sweep's command, e.g. `python -m runner -m experiment={experiment} resume={settings['resume']}`."
+        )
+    trainer = settings["trainer"]
+    dataset = load_dataset(settings["data"])
+    stratified_split(dataset.features, dataset.labels, trainer["validation_split"], trainer["seed"])
 
 
 def release_workers() -> None:

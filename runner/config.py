@@ -6,6 +6,7 @@ fails in a second with a message that names the key and the valid choices.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import math
@@ -109,10 +110,12 @@ def group_option(group: str, option: str) -> dict[str, Any]:
 
 
 def hidden_layer_sizes(model: dict[str, Any]) -> list[int]:
-    """Units of each hidden layer: `depth` x `width` when depth is set, else hidden_nodes."""
+    """Units of each hidden layer: `depth` x `width` when depth is set, else hidden_nodes (one
+    number is one layer)."""
     if model.get("depth") is not None:
         return [model["width"]] * model["depth"]
-    return list(model["hidden_nodes"])
+    nodes = model["hidden_nodes"]
+    return [nodes] if _is_int(nodes) else list(nodes)
 
 
 def _is_int(value: Any) -> bool:
@@ -124,40 +127,51 @@ def _is_number(value: Any) -> bool:
 
 
 class _Checker:
-    """Collects the checks of one settings dict; `names` renames keys in messages."""
+    """The checks of one settings dict. `names` maps config keys to the names the caller knows
+    them by (the course API's model_config keys): messages and examples use those."""
 
-    def __init__(self, settings: dict[str, Any], names: dict[str, str] | None = None):
+    def __init__(self, settings: dict[str, Any], names: dict[str, str] | None = None, example: str | None = None):
         self.settings = settings
         self.names = names or {}
+        self.example_format = example or "model_config[{name!r}] = {value!r}"
 
     def get(self, key: str) -> Any:
         group, name = key.split(".", 1)
         return self.settings[group][name]
 
+    def example(self, key: str, value: Any) -> str:
+        """How the caller sets `key` to `value`: trainer.epochs=1, or model_config['EPOCHS'] = 1."""
+        if key in self.names:
+            return self.example_format.format(name=self.names[key], value=value)
+        text = "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else value
+        return f"{key}={text}"
+
     def fail(self, key: str, problem: str, fix: str) -> None:
         shown = self.names.get(key, key)
-        value = self.get(key)
-        raise ConfigError(f"Invalid {shown}={value!r}: {problem}. {fix}")
+        raise ConfigError(f"Invalid {shown}={self.get(key)!r}: {problem}. {fix}")
 
-    def choice(self, key: str, choices: tuple[str, ...] | list[str]) -> None:
-        if self.get(key) not in choices:
-            self.fail(
-                key,
-                f"not a known {key.rsplit('.', 1)[-1].replace('_', ' ')}",
-                f"Choose one of: {', '.join(choices)}.",
-            )
+    def choice(self, key: str, choices: list[str], objects: bool = False) -> None:
+        """One of `choices`; with `objects`, a Keras object or function is welcome too (course API)."""
+        value = self.get(key)
+        if value in choices or (objects and value is not None and not isinstance(value, str)):
+            return
+        self.fail(
+            key,
+            f"not a known {key.rsplit('.', 1)[-1].replace('_', ' ')}",
+            f"Choose one of: {', '.join(choices)}, e.g. {self.example(key, choices[0])}.",
+        )
 
     def integer(self, key: str, minimum: int) -> None:
         value = self.get(key)
         if not _is_int(value) or value < minimum:
-            self.fail(key, f"it must be a whole number >= {minimum}", f"Set e.g. {key}={max(minimum, 1)}.")
+            self.fail(key, f"it must be a whole number >= {minimum}", f"Set e.g. {self.example(key, max(minimum, 1))}.")
 
     def positive(self, key: str, optional: bool = False) -> None:
         value = self.get(key)
         if optional and value is None:
             return
         if not _is_number(value) or value <= 0:
-            fix = "Set a positive value, e.g. 0.001." if optional is False else "Set a positive value or null."
+            fix = f"Set a positive value, e.g. {self.example(key, 0.001)}" + (", or null." if optional else ".")
             self.fail(key, "it must be a number > 0", fix)
 
     def fraction(self, key: str, low_open: bool, example: float) -> None:
@@ -165,13 +179,39 @@ class _Checker:
         low_ok = _is_number(value) and (value > 0 if low_open else value >= 0)
         if not low_ok or value >= 1:
             interval = "(0, 1)" if low_open else "[0, 1)"
-            self.fail(key, f"it must be in {interval}", f"Set e.g. {key}={example}.")
+            self.fail(key, f"it must be in {interval}", f"Set e.g. {self.example(key, example)}.")
+
+    def boolean(self, key: str) -> None:
+        if not isinstance(self.get(key), bool):
+            self.fail(key, "it must be true or false", f"Set e.g. {self.example(key, True)}.")
+
+    def known_keys(self, group: str, allowed: set[str], owner: str) -> None:
+        """No setting in `group` that `owner` (its config) does not have: a typo, or another option's."""
+        unknown = sorted(set(self.settings[group]) - allowed)
+        if not unknown:
+            return
+        key = unknown[0]
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        others = [option for option in group_options(group) if key in group_option(group, option)]
+        if others:
+            listed = others[0] if len(others) == 1 else f"{', '.join(others[:-1])} and {others[-1]}"
+            hint = (
+                f"{listed} {'has' if len(others) == 1 else 'have'} it: choose the option with "
+                f"{group}={others[0]} (it brings its own settings)."
+            )
+        else:
+            hint = f"Did you mean {group}.{close[0]}? " if close else ""
+            hint += f"Valid keys under {group}: {', '.join(sorted(allowed))}."
+        raise ConfigError(f"Unknown setting {group}.{key}: {owner} has no {key}. {hint}")
 
 
-def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> None:
-    """Check every knob of a resolved config; raise ConfigError naming the key and the fix."""
-    check = _Checker(settings, names)
+def validate(settings: dict[str, Any], names: dict[str, str] | None = None, example: str | None = None) -> None:
+    """Check every knob of a resolved config; raise ConfigError naming the key and the fix. A
+    caller with names of its own gives them in `names` and how a value is set in `example`."""
+    check = _Checker(settings, names, example)
     trainer, model, optimizer, data = (settings[group] for group in ("trainer", "model", "optimizer", "data"))
+    check.known_keys("trainer", set(group_option("trainer", "default")), "the trainer")
+    check.known_keys("model", set(group_option("model", "base")), "the network")
 
     check.integer("trainer.epochs", 1)
     check.integer("trainer.batch_size", 1)
@@ -180,46 +220,65 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> N
     if trainer.get("threads") is not None:
         check.integer("trainer.threads", 1)
     if trainer["verbose"] not in (0, 1, 2) or isinstance(trainer["verbose"], bool):
-        check.fail("trainer.verbose", "it must be 0, 1 or 2", "Set e.g. trainer.verbose=0.")
+        check.fail("trainer.verbose", "it must be 0, 1 or 2", f"Set e.g. {check.example('trainer.verbose', 0)}.")
+    metrics = trainer["metrics"]
+    if not isinstance(metrics, list) or "accuracy" not in metrics:
+        check.fail(
+            "trainer.metrics",
+            "runner's summaries, plots and report read accuracy, which it leaves out",
+            f"Keep accuracy first, e.g. {check.example('trainer.metrics', ['accuracy', *(metrics or [])][:2])}.",
+        )
 
     if model.get("depth") is None:
         nodes = model["hidden_nodes"]
-        if not isinstance(nodes, list) or not nodes:
+        if not (_is_int(nodes) and nodes >= 1) and not (
+            isinstance(nodes, list) and nodes and all(_is_int(n) and n >= 1 for n in nodes)
+        ):
             check.fail(
                 "model.hidden_nodes",
-                "the network needs at least one hidden layer",
-                "Give a list of layer sizes, e.g. model.hidden_nodes=[32,64], or set model.depth.",
-            )
-        if not all(_is_int(n) and n >= 1 for n in nodes):
-            check.fail(
-                "model.hidden_nodes", "every layer size must be a whole number >= 1", "E.g. model.hidden_nodes=[32,64]."
+                "the network needs one or more hidden layers, each a whole number of units >= 1",
+                f"Give layer sizes, e.g. {check.example('model.hidden_nodes', [32, 64])}, or set model.depth.",
             )
     else:
         check.integer("model.depth", 1)
         check.integer("model.width", 1)
-    names = choices()
-    check.choice("model.hidden_activation", names["activations"])
-    check.choice("model.output_activation", names["output_activations"])
-    check.choice("model.weights_initializer", names["initializers"])
-    check.choice("model.bias_initializer", names["initializers"])
+    names_of = choices()
+    check.choice("model.hidden_activation", names_of["activations"], objects=bool(names))
+    check.choice("model.output_activation", names_of["output_activations"], objects=bool(names))
+    check.choice("model.weights_initializer", names_of["initializers"], objects=bool(names))
+    check.choice("model.bias_initializer", names_of["initializers"], objects=bool(names))
     if model["weights_scale"] is not None:
         check.positive("model.weights_scale")
-        if model["weights_initializer"] not in names["scaled_initializers"]:
+        if model["weights_initializer"] not in names_of["scaled_initializers"]:
             check.fail(
                 "model.weights_scale",
                 f"{model['weights_initializer']} has no scale to set",
-                f"Use it with one of {', '.join(names['scaled_initializers'])}, or set model.weights_scale=null.",
+                f"Use it with one of {', '.join(names_of['scaled_initializers'])}, "
+                f"or set {check.example('model.weights_scale', None)}.",
             )
-    check.choice("model.normalization", names["normalizations"])
+    check.choice("model.normalization", names_of["normalizations"])
     check.fraction("model.dropout_rate", low_open=False, example=0.2)
-    if not _is_regularizer_object(model["regularizer"]):
-        check.choice("model.regularizer", names["regularizers"])
+    check.choice("model.regularizer", names_of["regularizers"], objects=bool(names))
     for factor in ("model.l1", "model.l2"):
         value = check.get(factor)
         if not _is_number(value) or value < 0:
-            check.fail(factor, "a penalty factor must be a number >= 0", f"Set e.g. {factor}=0.01.")
+            check.fail(factor, "a penalty factor must be a number >= 0", f"Set e.g. {check.example(factor, 0.01)}.")
+    check.boolean("model.residual")
 
     check.choice("optimizer.name", group_options("optimizer"))
+    own, name = set(group_option("optimizer", optimizer["name"])), optimizer["name"]
+    renamed = [
+        option
+        for option in group_options("optimizer")
+        if set(optimizer) - {"name"} == set(group_option("optimizer", option)) - {"name"}
+    ]
+    if set(optimizer) - own and renamed and "optimizer.name" not in check.names:
+        raise ConfigError(
+            f"optimizer.name={name} keeps the settings of optimizer={renamed[0]} "
+            f"({', '.join(sorted(set(optimizer) - own))}: {name} takes none of them). Pick the optimizer "
+            f"with optimizer={name}, which brings its own settings, not optimizer.name={name}."
+        )
+    check.known_keys("optimizer", own, name)
     check.positive("optimizer.learning_rate")
     for clip in ("clipnorm", "clipvalue", "global_clipnorm"):
         if clip in optimizer:
@@ -231,17 +290,14 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> N
             "Set the others to null.",
         )
 
-    if not isinstance(model.get("residual", False), bool):
-        check.fail("model.residual", "it must be true or false", "Set model.residual=true or model.residual=false.")
-
     telemetry = settings.get("telemetry")
     if telemetry is not None:
-        for key in ("gradients", "activations"):
-            if not isinstance(telemetry[key], bool):
-                check.fail(f"telemetry.{key}", "it must be true or false", f"Set telemetry.{key}=true or false.")
+        check.boolean("telemetry.gradients")
+        check.boolean("telemetry.activations")
         check.integer("telemetry.probe_size", 1)
 
     check.choice("data.name", group_options("data"))
+    check.known_keys("data", set(group_option("data", data["name"])), f"data={data['name']}")
     if data["name"] == "csv":
         for key in ("path", "target"):
             if data.get(key) in (None, "", "???"):
@@ -249,11 +305,11 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None) -> N
                     f"data=csv needs data.{key}: give your file and its label column, e.g. "
                     "`python -m runner data=csv data.path=my.csv data.target=label`."
                 )
-
-
-def _is_regularizer_object(value: Any) -> bool:
-    """The course API also accepts a Keras regularizer instance as REGULARIZER."""
-    return value is not None and not isinstance(value, str)
+    if data["name"] == "synthetic":
+        check.integer("data.n_classes", 2)
+        check.integer("data.n_samples", 2)
+        check.integer("data.n_features", 1)
+        check.integer("data.n_informative", 1)
 
 
 def check_metric(metric: str) -> None:

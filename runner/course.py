@@ -14,6 +14,7 @@ Every default comes from `conf/` and every model goes through the same code as t
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,12 @@ def get_data(name: str = "iris", **options: Any) -> tuple[np.ndarray, np.ndarray
 
     `options` set the data set's knobs, e.g. get_data("csv", path="my.csv", target="label").
     """
+    available = group_options("data")
+    if name not in available:
+        close = difflib.get_close_matches(str(name), available, n=1)
+        hint = f"Did you mean get_data({close[0]!r})? " if close else ""
+        choices = ", ".join(map(repr, available))
+        raise ConfigError(f"get_data({name!r}): no such data set. {hint}Choose one of: {choices}.")
     data = group_option("data", name)
     unknown = set(options) - (set(data) - {"name"})
     if unknown:
@@ -87,8 +94,9 @@ def get_data(name: str = "iris", **options: Any) -> tuple[np.ndarray, np.ndarray
             f"Its options are: {', '.join(k for k in data if k != 'name') or 'none'}."
         )
     data.update(options)
-    if name == "csv":
-        validate({**default_settings(), "data": data})
+    if name in ("csv", "synthetic"):
+        names = {f"data.{key}": key for key in data}
+        validate({**default_settings(), "data": data}, names, example=f"get_data({name!r}, {{name}}={{value!r}})")
     dataset = load_dataset(data)
     return standardized(dataset), one_hot(dataset.labels, dataset.n_classes)
 
@@ -110,7 +118,8 @@ def settings_from_course(model_config: dict[str, Any]) -> dict[str, Any]:
     for key, value in model_config.items():
         path = _ALL_KEYS[key]
         if path is not None:
-            _set(settings, path, "none" if key == "REGULARIZER" and value is None else value)
+            # None is "none", as the notes' helper added no layer and no penalty for it.
+            _set(settings, path, "none" if key in ("REGULARIZER", "NORMALIZATION") and value is None else value)
     settings.update(name="course", title="", label="course", metric="accuracy")
     validate(settings, names={path: key for key, path in _ALL_KEYS.items() if path})
     return settings

@@ -103,6 +103,8 @@ def prepare_tensorflow(environment: dict[str, str] | None = None) -> None:
 
         for gpu in tf.config.list_physical_devices("GPU"):
             tf.config.experimental.set_memory_growth(gpu, True)
+    if not os.environ.get(VERBOSE_ENV):
+        tf.get_logger().setLevel("ERROR")  # not its advice on retracing, which a process of many networks earns
     _prepared = True
 
 

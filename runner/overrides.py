@@ -7,8 +7,13 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from runner.config import CONFIG_DIR, GROUPS, ConfigError
+
+# Hydra's flags that take a value (--info's is optional: it takes no override-like word).
+VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package", "-p", "--cfg", "-c",
+               "--experimental-rerun"}  # fmt: skip
 
 
 def search_path(arguments: Sequence[str]) -> list[str]:
@@ -28,35 +33,41 @@ def search_path(arguments: Sequence[str]) -> list[str]:
     return paths
 
 
-def _sources(arguments: Sequence[str]) -> Iterator:
+def config_search_path(config: Any) -> list[str]:
+    """The search path a composed config was composed on (its hydra.runtime.config_sources)."""
+    sources = config.hydra.runtime.config_sources
+    return [f"{source.schema}://{source.path}" for source in sources if source.schema in ("file", "pkg")]
+
+
+def _sources(arguments: Sequence[str], paths: Sequence[str] | None = None) -> Iterator:
     from hydra.core.plugins import Plugins
     from hydra.plugins.config_source import ConfigSource
 
     kinds = {kind.scheme(): kind for kind in Plugins.instance().discover(ConfigSource)}
-    for path in search_path(arguments):
+    for path in search_path(arguments) if paths is None else paths:
         kind = kinds.get(path.split("://", 1)[0])
         source = kind(provider="runner", path=path) if kind is not None else None
         if source is not None and source.available():
             yield source
 
 
-def group_options(group: str, arguments: Sequence[str] = ()) -> list[str]:
-    """The options of a config group on the command's search path, e.g. every experiment."""
+def group_options(group: str, arguments: Sequence[str] = (), paths: Sequence[str] | None = None) -> list[str]:
+    """The options of a config group on the command's search path (or `paths`), e.g. every experiment."""
     from hydra.core.object_type import ObjectType
 
     options: set[str] = set()
-    for source in _sources(arguments):
+    for source in _sources(arguments, paths):
         if source.is_group(group):
             options.update(source.list(group, ObjectType.CONFIG))
     return sorted(options)
 
 
-def group_keys(group: str, arguments: Sequence[str] = ()) -> list[str]:
+def group_keys(group: str, arguments: Sequence[str] = (), paths: Sequence[str] | None = None) -> list[str]:
     """Every key any option of a config group sets (model's, optimizer's, ...)."""
     from hydra.core.object_type import ObjectType
 
     keys: set[str] = set()
-    for source in _sources(arguments):
+    for source in _sources(arguments, paths):
         if source.is_group(group):
             for option in source.list(group, ObjectType.CONFIG):
                 loaded = source.load_config(f"{group}/{option}")
@@ -64,8 +75,9 @@ def group_keys(group: str, arguments: Sequence[str] = ()) -> list[str]:
     return sorted(keys)
 
 
-def check_override_keys(arguments: Sequence[str]) -> None:
-    """Catch a mistyped key such as `model.hiden_nodes=...` before Hydra, with the valid keys."""
+def check_override_keys(arguments: Sequence[str], paths: Sequence[str] | None = None) -> None:
+    """Catch a mistyped key such as `model.hiden_nodes=...` before Hydra, with the valid keys (on
+    the command's search path, or on `paths`)."""
     for argument in arguments:
         if argument.startswith(("-", "+", "~")) or "=" not in argument:
             continue
@@ -74,7 +86,7 @@ def check_override_keys(arguments: Sequence[str]) -> None:
         if group not in GROUPS or not name:
             continue
         name = name.split(".", 1)[0]
-        valid = group_keys(group, arguments)
+        valid = group_keys(group, arguments, paths)
         if name not in valid:
             close = difflib.get_close_matches(name, valid, n=1)
             hint = f"Did you mean {group}.{close[0]}? " if close else ""
@@ -112,3 +124,87 @@ def swept_experiments(arguments: Sequence[str]) -> tuple[int, list[str]] | None:
             )
         return index, names
     return None
+
+
+def command_overrides(arguments: Sequence[str]) -> list[str]:
+    """The overrides of a command line: its words that are neither Hydra's flags nor their values."""
+    overrides, skip = [], False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument in VALUE_FLAGS:
+            skip = True
+        elif not argument.startswith("-"):
+            overrides.append(argument)
+    return overrides
+
+
+def check_composition(arguments: Sequence[str]) -> Any:
+    """Compose the command's config as Hydra will (a sweep's without its swept values, which its
+    pre-flight check composes job by job) and return it; Hydra's composition errors become one
+    line that says what to write instead."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    multirun = bool({"-m", "--multirun"} & set(arguments))
+    if multirun and {"--cfg", "-c", "--info", "-i"} & set(arguments):
+        raise ConfigError(
+            "--cfg and --info show one composed config and train nothing, so they don't take -m: drop -m, "
+            "e.g. `python -m runner --cfg job experiment=dropout`."
+        )
+    overrides = command_overrides(arguments)
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as error:
+        raise ConfigError(f"Can't read the override: {str(error).splitlines()[0]}. Write key=value.") from None
+    plain = [override.input_line for override in parsed if not override.is_sweep_override()]
+    extra = search_path(arguments)[1:]
+    if extra and not any(line.startswith("hydra.searchpath=") for line in plain):
+        plain.append(f"hydra.searchpath=[{','.join(extra)}]")
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return compose(config_name="config", overrides=plain, return_hydra_config=True)
+    except ConfigCompositionException as error:
+        raise ConfigError(composition_error(error, plain, search_path(arguments))) from None
+
+
+def composition_error(error: Exception, overrides: Sequence[str], paths: Sequence[str]) -> str:
+    """One line for Hydra's composition error: an unknown option of a group, a setting of
+    another option than the one chosen, or a typo."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(error, MissingConfigException):
+        return _missing_option(error)
+    message = str(error)
+    if message.startswith("Could not override '"):
+        key = message.split("'")[1]
+        group, _, name = key.partition(".")
+        value = next((line.split("=", 1)[1] for line in overrides if line.split("=", 1)[0] == key), "...")
+        owners = [option for option in group_options(group, paths=paths) if _option_sets(group, option, name, paths)]
+        if owners:
+            return (
+                f"{key} is a setting of {' and '.join(f'{group}={owner}' for owner in owners)}, not of the {group} "
+                f"chosen here: pick that option too, e.g. `{group}={owners[0]} {key}={value}`."
+            )
+        close = difflib.get_close_matches(name, group_keys(group, paths=paths), n=1) if group in GROUPS else []
+        hint = f" Did you mean {group}.{close[0]}?" if close else ""
+        return f"Unknown config key {key!r} in {key}={value}: no config sets it.{hint}"
+    return message.split("\n")[0]
+
+
+def _missing_option(error: Any) -> str:
+    group, _, option = str(error.missing_cfg_file or "").rpartition("/")
+    options = sorted(error.options or [])
+    if not group or not options:
+        return str(error).split("\nConfig search path:")[0].replace("\n", " ")
+    close = difflib.get_close_matches(option, options, n=1)
+    hint = f"Did you mean {group}={close[0]}? " if close else ""
+    return f"Unknown {group} {option!r}. {hint}Choose one of: {', '.join(options)}."
+
+
+def _option_sets(group: str, option: str, name: str, paths: Sequence[str]) -> bool:
+    for source in _sources((), paths):
+        if source.is_config(f"{group}/{option}"):
+            return name in list(source.load_config(f"{group}/{option}").config)  # "???" values too: not "in" a config
+    return False

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -16,7 +17,8 @@ from omegaconf.errors import OmegaConfBaseException
 from runner import progress, summaries
 from runner.composition import compose_jobs, grid_jobs, keep_composed, sweep_overrides, take_composed
 from runner.config import ConfigError, check_logger, check_settings
-from runner.results import write_sweep_facts
+from runner.overrides import check_override_keys, composition_error, config_search_path
+from runner.results import NOT_FINGERPRINTED, write_sweep_facts
 
 
 class SweepHooks(Callback):
@@ -28,12 +30,12 @@ class SweepHooks(Callback):
         note_launcher(str(config.hydra.launcher.get("_target_", "")))
         try:
             self.parent_run_id = check_sweep(config).get("mlflow_parent_run_id")
-        except (ConfigError, OmegaConfBaseException) as error:
+        except (ConfigError, OmegaConfBaseException, HydraException) as error:
             # Hydra turns exceptions in callbacks into warnings; a user mistake must stop the sweep.
             cause = _user_error(error)
-            if cause is None:
+            if cause is None and not isinstance(error, HydraException):
                 raise
-            sys.stderr.write(f"{cause}\n")
+            sys.stderr.write(f"{cause or composition_error(error, [], config_search_path(config))}\n")
             sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -75,6 +77,13 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     from runner.data import load_dataset, stratified_split
 
     loader = GlobalHydra.instance().config_loader()
+    params = config.hydra.sweeper.get("params") or {}
+    try:
+        check_override_keys([f"{key}={value}" for key, value in params.items()], config_search_path(config))
+    except ConfigError as error:
+        where = config.hydra.runtime.choices.get("experiment") or config.get("name")
+        raise ConfigError(f"In the sweep of experiment={where} (hydra.sweeper.params): {error}") from None
+    check_resume(config)
     overrides = sweep_overrides(config, loader)
     swept = sorted({o.get_key_element() for o in overrides if o.is_sweep_override()} - {"experiment"})
     jobs = grid_jobs(overrides)  # None for a sweeper that searches ranges: its trials check themselves
@@ -100,6 +109,48 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     facts = {"swept": swept, "total": total, "started": time.time(), **_start_tracker(config, sweep_dir)}
     write_sweep_facts(sweep_dir, facts)
     return facts
+
+
+def check_resume(config: DictConfig) -> None:
+    """resume= continues a sweep only with the settings it ran with (what it sweeps may differ):
+    results of other settings would be summarized as if they were the same experiment's."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if config.get("resume") is None:
+        return
+    folder = Path(config.hydra.sweep.dir)
+    saved = folder / "multirun.yaml"
+    if not saved.is_file():
+        return
+    parser = OverridesParser.create()
+
+    def settings(overrides: list[str]) -> tuple[dict[str, str], set[str]]:
+        """The command's settings that change results, by key, and the keys it sweeps."""
+        parsed = parser.parse_overrides([str(override) for override in overrides])
+        swept = {override.get_key_element() for override in parsed if override.is_sweep_override()}
+        return {
+            override.get_key_element(): override.input_line
+            for override in parsed
+            if not override.is_sweep_override() and override.key_or_group.split(".")[0] not in NOT_FINGERPRINTED
+        }, swept
+
+    earlier_overrides = list(OmegaConf.load(saved).hydra.overrides.task)
+    earlier, earlier_swept = settings(earlier_overrides)
+    now, now_swept = settings(list(config.hydra.overrides.task))
+    keys = (set(earlier) | set(now)) - earlier_swept - now_swept
+    differ = sorted(key for key in keys if earlier.get(key) != now.get(key))
+    if not differ:
+        return
+    ran = " ".join(earlier[key] for key in sorted(earlier)) or "the experiment's own settings"
+    given = " ".join(now[key] for key in sorted(now)) or "no settings of its own"
+    command = " ".join(
+        ["python -m runner -m", *(override for override in earlier_overrides if not override.startswith("resume="))]
+    )
+    raise ConfigError(
+        f"resume={config.resume} would continue {folder}, a sweep run with {ran}; this command has {given} "
+        f"({', '.join(differ)} differ). A sweep is only continued with the settings it ran with: run "
+        f"`{command} resume={folder}`, or drop resume= to start a new sweep."
+    )
 
 
 def _tracker_options(config: DictConfig) -> dict[str, Any] | None:

@@ -101,30 +101,47 @@ BAD_INPUTS = [
     (["model.hiden_nodes=[8]"], "Did you mean model.hidden_nodes?"),
     (["model.hidden_activation=reluu"], "Choose one of: relu, sigmoid, tanh, leaky_relu"),
     (["model.weights_initializer=xavier"], "Invalid model.weights_initializer='xavier'"),
-    (["optimizer=adamm"], "Available options in 'optimizer'"),
-    (["experiment=optimiser"], "Available options in 'experiment'"),
+    (["optimizer=adamm"], "Unknown optimizer 'adamm'. Did you mean optimizer=adam? Choose one of: adagrad, adam,"),
+    (["data=iriss"], "Unknown data 'iriss'. Did you mean data=iris? Choose one of: breast_cancer, csv, digits"),
+    (["experiment=optimiser"], "Unknown experiment 'optimiser'. Did you mean experiment=optimizer?"),
     (["optimizer.learning_rate=0"], "Invalid optimizer.learning_rate=0: it must be a number > 0"),
     (["optimizer.learning_rate=-0.1"], "it must be a number > 0"),
     (["model.dropout_rate=1.5"], "Invalid model.dropout_rate=1.5: it must be in [0, 1)"),
     (["trainer.validation_split=1.0"], "it must be in (0, 1)"),
     (["trainer.epochs=0"], "Invalid trainer.epochs=0"),
     (["trainer.batch_size=0"], "Invalid trainer.batch_size=0"),
-    (["model.hidden_nodes=[]"], "at least one hidden layer"),
+    (["model.hidden_nodes=[]"], "one or more hidden layers"),
     (["data=csv"], "data=csv needs data.path"),
     (["data=csv", "data.path=nowhere.csv", "data.target=label"], "no such file"),
+    (["data.path=x.csv"], "data.path is a setting of data=csv, not of the data chosen here"),
+    (["data=synthetic", "data.n_classes=1"], "Invalid data.n_classes=1: it must be a whole number >= 2"),
+    (["+trainer.epoch=5"], "Unknown setting trainer.epoch: the trainer has no epoch. Did you mean trainer.epochs?"),
+    (
+        ["trainer.metrics=[auc]"],
+        "read accuracy, which it leaves out. Keep accuracy first, e.g. trainer.metrics=[accuracy,auc]",
+    ),
+    (["optimizer.name=adam"], "optimizer.name=adam keeps the settings of optimizer=rmsprop (momentum, rho"),
+    (
+        ["+optimizer.beta_1=0.8"],
+        "rmsprop has no beta_1. adam, adamw and nadam have it: choose the option with optimizer=adam",
+    ),
+    (["resume=latest"], "resume=latest continues a sweep, and this command runs a single variant: add -m"),
     (["-m", "optimizer.learning_rate=0.01,-1"], "Invalid optimizer.learning_rate=-1"),
+    (["-m", "optimizer=adamm"], "Unknown optimizer 'adamm'"),
+    (["-m", "--cfg", "job", "experiment=dropout"], "--cfg and --info show one composed config and train nothing"),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_fails_clearly_before_training(cli, tmp_path, args, message):
-    flags = [arg for arg in args if arg.startswith("-")]
-    overrides = [arg for arg in args if not arg.startswith("-")]
+    flags = [arg for arg in args if arg.startswith("-") or arg == "job"]
+    overrides = [arg for arg in args if arg not in flags]
     done = cli(*flags, "trainer.epochs=1", *overrides)
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr  # a usage error
     assert message in done.stderr
-    assert "Traceback" not in done.stderr
-    assert no_training_happened(tmp_path)
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, nothing of Hydra's around it
+    assert "Traceback" not in done.stderr and "HYDRA_FULL_ERROR" not in done.stderr
+    assert no_training_happened(tmp_path) and not (tmp_path / "results").exists()
 
 
 CSV_CASES = {
@@ -140,7 +157,7 @@ def test_bad_csv_fails_clearly(cli, tmp_path, case):
     content, target, message = CSV_CASES[case]
     (tmp_path / "table.csv").write_text(content)
     done = cli("data=csv", "data.path=table.csv", f"data.{target}")
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert no_training_happened(tmp_path)
 
@@ -262,6 +279,23 @@ def test_a_single_run_uses_every_core(cli, tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "one" / "metrics.json").read_text())["threads"] == os.cpu_count()
     assert "cuInit" not in done.stderr and "oneDNN" not in done.stderr
+
+
+def test_a_typo_in_an_experiments_sweep_is_named_before_anything_is_written(cli, tmp_path):
+    (tmp_path / "my_conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "my_conf" / "experiment" / "momentum.yaml").write_text(
+        "# @package _global_\nname: momentum\nlabel: M\ndefaults:\n  - override /optimizer: sgd\n"
+        "hydra:\n  sweeper:\n    params:\n      optimizer.momentom: 0.0,0.9\n"
+    )
+    done = cli("-m", "--config-dir", "my_conf", "experiment=momentum", "trainer.epochs=1")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "In the sweep of experiment=momentum (hydra.sweeper.params): Unknown config key 'optimizer.momentom' in "
+        "'optimizer.momentom=0.0,0.9'. Did you mean optimizer.momentum? Valid keys under optimizer: amsgrad, beta_1, "
+        "beta_2, clipnorm, clipvalue, epsilon, global_clipnorm, initial_accumulator_value, learning_rate, momentum, "
+        "name, nesterov, rho, weight_decay."
+    )
+    assert "Launching" not in done.stdout and not (tmp_path / "results").exists()
 
 
 def test_unknown_experiment_in_a_sweep_is_named(cli, tmp_path):

@@ -43,9 +43,33 @@ def test_killed_sweep_resumes_without_repeating_or_losing_variants(tmp_path):
     assert not list(sweep.rglob("*.tmp"))
 
 
+def test_resume_continues_only_a_sweep_with_the_same_settings(tmp_path):
+    rows = "".join(f"{i % 7},{(i * 3) % 5},{'ab'[i % 2]}\n" for i in range(40))
+    (tmp_path / "clean.csv").write_text("x,y,label\n" + rows)
+    first = ("-m", "experiment=optimizer", "data=csv", "data.path=clean.csv", "data.target=label", "trainer.epochs=1",
+             "trainer.seed=0,1")  # fmt: skip
+    assert run_cli(*first, cwd=tmp_path).returncode == 0
+    (sweep,) = (tmp_path / "results" / "optimizer").iterdir()
+    before = sorted(path.name for path in sweep.iterdir())
+
+    done = run_cli("-m", "experiment=optimizer", "resume=latest", cwd=tmp_path)
+    assert done.returncode == 2
+    message = done.stderr.strip()
+    assert message.startswith(f"resume=latest would continue {sweep.relative_to(tmp_path)}, a sweep run with data=csv ")
+    assert "(data, data.path, data.target, trainer.epochs differ)" in message
+    command = " ".join(["python -m runner", *first, f"resume={sweep.relative_to(tmp_path)}"])
+    assert f"`{command}`" in message and "drop resume= to start a new sweep" in message
+    assert sorted(path.name for path in sweep.iterdir()) == before  # nothing trained or written there
+
+    more_seeds = run_cli(*first, "trainer.seed=0,1,2", "resume=latest", cwd=tmp_path)  # what it sweeps may differ
+    assert more_seeds.returncode == 0, more_seeds.stderr
+    assert more_seeds.stdout.count("done earlier, skipped") == 8
+    assert len(pd.read_csv(sweep / "runs.csv")) == 12
+
+
 def test_resume_latest_needs_an_earlier_sweep(tmp_path):
     done = run_cli("-m", "experiment=optimizer", "resume=latest", cwd=tmp_path)
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert "resume=latest: no earlier sweep in results/optimizer/" in done.stderr
     assert "Traceback" not in done.stderr
 

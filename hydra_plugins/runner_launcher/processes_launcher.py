@@ -26,7 +26,7 @@ class ProcessesLauncherConf:
     # Worker processes: -1 is one per core (per GPU where there are GPUs), -2 all but one, or a number.
     n_jobs: int = -1
     # Jobs a worker runs before a fresh one replaces it (TensorFlow keeps a few MB of each new network).
-    recycle_after: int = 20
+    recycle_after: int = 10
     # Modules imported once, before the workers are forked, so that each starts with them loaded.
     preload: list[str] = field(default_factory=lambda: list(PRELOAD))
 
@@ -82,7 +82,7 @@ def _execute_job(payload: tuple[bytes, bytes, bytes]) -> tuple[bytes, object]:
 
 
 class ProcessesLauncher(Launcher):
-    def __init__(self, n_jobs: int = -1, recycle_after: int = 20, preload: Sequence[str] = ()) -> None:
+    def __init__(self, n_jobs: int = -1, recycle_after: int = 10, preload: Sequence[str] = ()) -> None:
         from runner.devices import worker_count
 
         self.workers = worker_count(n_jobs)
