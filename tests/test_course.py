@@ -78,6 +78,9 @@ def test_notes_knobs_reach_the_model():
         ({"DROPOUT_RATE": 1.0}, "Invalid DROPOUT_RATE=1.0: it must be in [0, 1)"),
         ({"LEARNING_RATE": 0}, "Invalid LEARNING_RATE=0"),
         ({"OUTPUT_NODES": 4}, "Y has 3 classes"),
+        ({"EPOCHS": 0}, "Invalid EPOCHS=0: it must be a whole number >= 1. Set e.g. model_config['EPOCHS'] = 1."),
+        ({"HIDDEN_NODES": []}, "Give layer sizes, e.g. model_config['HIDDEN_NODES'] = [32, 64]"),
+        ({"HIDDEN_ACTIVATION": "reluu"}, "e.g. model_config['HIDDEN_ACTIVATION'] = 'relu'."),
     ],
 )
 def test_course_mistakes_name_the_notes_key(change, message):
@@ -87,3 +90,56 @@ def test_course_mistakes_name_the_notes_key(change, message):
     with pytest.raises(ConfigError) as error:
         create_and_run_model(model_config, X, Y, "bad")
     assert message in str(error.value)
+
+
+def test_get_data_speaks_the_apis_own_names():
+    with pytest.raises(ConfigError) as error:
+        get_data("irs")
+    assert str(error.value).startswith(
+        "get_data('irs'): no such data set. Did you mean get_data('iris')? Choose one of:"
+    )
+    assert "data=" not in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        get_data("synthetic", n_classes=1)
+    assert str(
+        error.value
+    ) == "Invalid n_classes=1: it must be a whole number >= 2. Set e.g. get_data('synthetic', n_classes=2)."
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "check"),
+    [
+        (
+            "NORMALIZATION",
+            None,
+            lambda model: "BatchNormalization" not in {type(layer).__name__ for layer in model.layers},
+        ),
+        ("WEIGHTS_INITIALIZER", "he_uniform", lambda model: True),
+        ("HIDDEN_ACTIVATION", "elu", lambda model: model.layers[0].activation.__name__ == "elu"),
+        ("REGULARIZER", None, lambda model: model.layers[0].kernel_regularizer is None),
+    ],
+)
+def test_the_course_helpers_values_are_accepted(key, value, check):
+    """The course's cells, pasted unchanged: its last chapter builds a "base minimal model" with
+    NORMALIZATION = None, and its helper handed initializers, activations and regularizers to Keras."""
+    model_config = base_model_config()
+    model_config.update({key: value, "EPOCHS": 1})
+    X, Y = get_data()
+    assert check(create_and_run_model(model_config, X, Y, "pasted").model)
+
+
+def test_the_course_helper_takes_keras_objects_as_well_as_names():
+    import keras
+
+    model_config = base_model_config()
+    model_config.update(
+        EPOCHS=1,
+        WEIGHTS_INITIALIZER=keras.initializers.HeNormal(seed=1),
+        HIDDEN_ACTIVATION=keras.activations.tanh,
+        REGULARIZER=keras.regularizers.L2(0.001),
+    )
+    X, Y = get_data()
+    model = create_and_run_model(model_config, X, Y, "objects").model
+    assert model.layers[0].activation is keras.activations.tanh
+    assert isinstance(model.layers[0].kernel_initializer, keras.initializers.HeNormal)
+    assert float(model.layers[0].kernel_regularizer.l2) == pytest.approx(0.001)
