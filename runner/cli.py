@@ -69,6 +69,7 @@ def run_command(arguments: list[str]) -> None:
 
     from runner.overrides import check_composition, check_override_keys, swept_experiments
     from runner.processes import collect_sweeps, queued_sweeps, start_fork_server_early
+    from runner.progress import announce
 
     try:
         check_override_keys(arguments)
@@ -89,7 +90,7 @@ def run_command(arguments: list[str]) -> None:
         index, names = sweep
         with queued_sweeps():  # with runner's parallel launcher, every sweep is checked and queued at once
             for number, name in enumerate(names, start=1):
-                print(f"\n=== Experiment {number}/{len(names)}: {name} ===", flush=True)
+                announce(f"=== Experiment {number}/{len(names)}: {name} ===")
                 sys.argv = [sys.argv[0], *arguments[:index], f"experiment={name}", *arguments[index + 1 :]]
                 GlobalHydra.instance().clear()
                 train_app()

@@ -155,11 +155,16 @@ def rank_sweep(folder: Path) -> SweepSummary:
 
 
 def summarize_sweep(folder: Path) -> SweepSummary:
-    """Write one plot per metric and summary.csv, runs.csv and histories.csv into `folder`."""
+    """Write one plot per metric and summary.csv, runs.csv and histories.csv into `folder`; the
+    tables also where a plot fails."""
     result = rank_sweep(folder)
     histories = load_histories(result.folder, result.runs)
-    plots = [file for group in PLOT_GROUPS for file in draw_plots(result.folder, group, result.runs, histories)]
-    result.files = write_tables(result, histories) + plots
+    plots: list[Path] = []
+    try:
+        for group in PLOT_GROUPS:
+            plots += draw_plots(result.folder, group, result.runs, histories)
+    finally:
+        result.files = write_tables(result, histories) + plots
     return result
 
 
@@ -221,14 +226,20 @@ def print_summary(result: SweepSummary) -> None:
 
 
 def print_ranking(result: SweepSummary) -> None:
-    metric = result.metric
-    columns = ["rank", "variant", "status", "runs", "final_accuracy_mean", "final_val_accuracy_mean"]
-    table = result.summary[columns].rename(
-        columns={"final_accuracy_mean": "accuracy", "final_val_accuracy_mean": "val_accuracy"}
-    )
-    seeds = int(result.summary["runs"].max())
-    print(f"\n{result.folder}: ranked by final {metric} (mean over {seeds} seed(s) per variant):")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    """The ranking for the console: final val_accuracy and training accuracy of each variant, as
+    mean ± standard deviation where it ran over several seeds."""
+    summary = result.summary
+    seeds = int(summary["runs"].max())
+    table = summary[["rank", "variant", "status", "runs"]].copy()
+    for name, column in (("val_accuracy", "final_val_accuracy"), ("accuracy", "final_accuracy")):
+        mean, std = summary[f"{column}_mean"], summary.get(f"{column}_std")
+        table[name] = [
+            "n/a" if pd.isna(m) else f"{m:.3f}" + (f" ± {s:.3f}" if seeds > 1 and pd.notna(s) else "")
+            for m, s in zip(mean, std if std is not None else [None] * len(mean), strict=True)
+        ]
+    over = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
+    print(f"\n{result.folder}: ranked by final {result.metric} ({over}; accuracy is on the training split):")
+    print(table.to_string(index=False))
 
 
 def print_files(folder: Path, files: list[Path]) -> None:

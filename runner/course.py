@@ -152,16 +152,25 @@ def create_and_run_model(model_config: dict[str, Any], X: Any, Y: Any, model_nam
     return fit_model(settings, split, n_classes, model_name, reuse=False)
 
 
-def plot_graph(measures: dict[str, list[float]], title: str, folder: str | Path = "results") -> Path:
-    """One line per key (x: epoch, y: accuracy), saved as a PNG under `folder`; returns its path."""
+def plot_graph(
+    measures: dict[str, list[float]], title: str, folder: str | Path = "results", ylabel: str | None = None
+) -> Path:
+    """One line per key over epochs, saved as a PNG under `folder`; returns its path. The y axis is
+    labelled `ylabel`, else "loss" where the title names it, "accuracy" where every value lies in
+    [0, 1] (then the axis spans 0 to 1), and "value" otherwise."""
     import pandas as pd
 
     from runner.plots import plot_metric
 
     if not measures:
         raise ValueError("plot_graph() needs at least one series, e.g. {'Optimizer-sgd': history.history['accuracy']}.")
+    values = np.asarray([value for series in measures.values() for value in series], dtype=float)
+    finite = values[np.isfinite(values)]
+    if ylabel is None:
+        bounded = finite.size and finite.min() >= 0 and finite.max() <= 1
+        ylabel = "loss" if "loss" in title.lower() else "accuracy" if bounded else "value"
     rows = [
-        {"variant": label, "run": label, "epoch": epoch, "metric": "accuracy", "value": float(value)}
+        {"variant": label, "run": label, "epoch": epoch, "metric": ylabel, "value": float(value)}
         for label, values in measures.items()
         for epoch, value in enumerate(values, start=1)
     ]
@@ -177,7 +186,7 @@ def plot_graph(measures: dict[str, list[float]], title: str, folder: str | Path 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower() or "plot"
-    path = plot_metric(histories, runs, "accuracy", title, folder / f"{slug}.png")
+    path = plot_metric(histories, runs, ylabel, title, folder / f"{slug}.png", ylabel=ylabel)
     _show_in_notebook(path)
     return path
 

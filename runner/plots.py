@@ -30,17 +30,23 @@ def _pyplot():
     return plt
 
 
+MARKERS = "osD^vP<>Xph*"  # one per variant, so that curves on top of each other stay told apart
+
+
 def plot_metric(
     histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title: str, path: Path, ylabel: str | None = None
 ) -> Path:
-    """One line per variant (mean over seeds, min-max band); diverged dashed, failed noted."""
-    plt = _pyplot()
+    """One line per variant (mean over seeds, min-max band); diverged dashed, failed noted, and
+    variants whose curves lie on top of each other named in a note."""
+    import numpy as np
 
+    plt = _pyplot()
     variants = list(dict.fromkeys(runs["variant"]))
     colors = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20")
     figure, axes = plt.subplots(figsize=(8, 5))
     data = histories[histories["metric"] == metric]
-    failed = []
+    epochs = int(data["epoch"].max()) if not data.empty else 1
+    failed, drawn, hidden = [], {}, {}
     for index, variant in enumerate(variants):
         statuses = set(runs.loc[runs["variant"] == variant, "status"])
         curves = data[data["variant"] == variant].pivot_table(
@@ -54,16 +60,32 @@ def plot_metric(
         diverged = "diverged" in statuses
         label = variant + (" (diverged)" if diverged else "") + (" (failed)" if "failed" in statuses else "")
         mean = curves.mean(axis=1)
-        axes.plot(mean.index, mean.values, color=color, linestyle="--" if diverged else "-", label=label, linewidth=1.8)
+        same = next((other for other, line in drawn.items() if line.index.equals(mean.index) and np.allclose(
+            line.values, mean.values, equal_nan=True)), None)  # fmt: skip
+        if same is not None:
+            hidden.setdefault(same, []).append(variant)
+        drawn[variant] = mean
+        axes.plot(
+            mean.index,
+            mean.values,
+            color=color,
+            linestyle="--" if diverged else "-",
+            label=label,
+            linewidth=1.8,
+            marker=MARKERS[index % len(MARKERS)],
+            markersize=6 if epochs == 1 else 4,
+            markevery=max(1, epochs // 15),
+        )
         if curves.shape[1] > 1:
             axes.fill_between(curves.index, curves.min(axis=1), curves.max(axis=1), color=color, alpha=0.15)
         if diverged:
             finite = mean.dropna()
             if not finite.empty:
                 axes.plot(finite.index[-1], finite.values[-1], marker="X", markersize=10, color=color)
-    if metric.endswith(("accuracy", "fraction")):
+    values = data["value"].dropna()
+    if metric.endswith(("accuracy", "fraction")) and values.between(0, 1).all():
         axes.set_ylim(-0.02, 1.02)
-    elif (data["value"].dropna() > 0).all() and not data.empty:
+    elif (values > 0).all() and not values.empty:
         axes.set_yscale("log")
     axes.set_xlabel("Epoch")
     axes.set_ylabel(ylabel or PLOTTED_METRICS.get(metric, metric))
@@ -71,16 +93,26 @@ def plot_metric(
     note = f"\n(mean of {seeds} seeds, band: min to max)" if seeds > 1 else ""
     axes.set_title(f"{title}{note}")
     axes.xaxis.get_major_locator().set_params(integer=True)
+    if epochs == 1:
+        axes.set_xlim(0.5, 1.5)
+        axes.set_xticks([1])
     axes.grid(alpha=0.3)
     if axes.lines:
         axes.legend(fontsize="small", loc="best")
-    if failed:
-        figure.text(0.01, 0.01, "failed, no history: " + ", ".join(failed), fontsize="small", color="firebrick")
+    notes = [f"on top of each other: {', '.join([first, *others])}" for first, others in hidden.items()]
+    notes += ["failed, no history: " + ", ".join(failed)] if failed else []
+    _note(figure, notes)
     # Fixed margins: tight_layout() measured every text box and cost a third of each plot.
     figure.subplots_adjust(left=0.1, right=0.97, top=0.86 if "\n" in axes.get_title() else 0.92, bottom=0.12)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _note(figure, notes: list[str]) -> None:
+    """Notes on what a plot cannot show, at its bottom left."""
+    if notes:
+        figure.text(0.01, 0.01, "; ".join(notes), fontsize="small", color="firebrick", wrap=True)
 
 
 def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: str, path: Path) -> Path:
@@ -96,6 +128,7 @@ def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: 
     first = int(norms["epoch"].min())
     last = int(norms["epoch"].max())
     recorded = set(norms["variant"])  # a failed variant may have recorded none
+    zero = set()  # variants with a zero gradient norm somewhere, which a log scale cannot show
     for axes, epoch, name in ((panels[0], first, "first epoch"), (panels[1], last, f"last epoch ({last})")):
         for index, variant in enumerate(variants):
             if variant not in recorded:
@@ -104,7 +137,11 @@ def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: 
             if rows.empty:
                 continue
             profile = rows.groupby("depth")["value"].mean()
+            if (profile <= 0).any():
+                zero.add(variant)
             profile = profile[profile > 0]
+            if profile.empty:
+                continue
             diverged = "diverged" in set(runs.loc[runs["variant"] == variant, "status"])
             axes.plot(
                 profile.index,
@@ -117,7 +154,11 @@ def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: 
             )
         depths = sorted(norms["depth"].unique())
         axes.set_xticks(depths, [str(d) for d in depths[:-1]] + ["out"])
-        axes.set_yscale("log")
+        if axes.lines:
+            axes.set_yscale("log")
+        else:
+            axes.text(0.5, 0.5, "every kernel gradient norm is zero", transform=axes.transAxes, ha="center",
+                      color="firebrick")  # fmt: skip
         axes.set_xlabel("Layer (input → output)")
         axes.set_title(name)
         axes.grid(alpha=0.3, which="both")
@@ -125,6 +166,10 @@ def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: 
     handles, labels = panels[0].get_legend_handles_labels()
     if handles:
         figure.legend(handles, labels, loc="lower center", ncol=3, fontsize="small", frameon=False)
+    if zero:
+        _note(
+            figure, [f"zero gradient norms, which a log scale cannot show (layers left out): {', '.join(sorted(zero))}"]
+        )
     bottom = (0.25 + 0.22 * legend_rows) / height
     figure.suptitle(f"{title}: gradient norm per layer")
     figure.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=bottom + 0.08, wspace=0.06)

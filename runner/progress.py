@@ -27,9 +27,11 @@ class Finished:
     val_accuracy: float | None
     seconds: float
     skipped: bool = False
+    error: str | None = None  # why it failed, with where its traceback is
 
     @classmethod
-    def of(cls, record: dict[str, Any], skipped: bool = False) -> Finished:
+    def of(cls, record: dict[str, Any], folder: str | None = None, skipped: bool = False) -> Finished:
+        error = record.get("error")
         return cls(
             label=str(record.get("label")),
             values=dict(record.get("swept") or {}),
@@ -38,31 +40,43 @@ class Finished:
             val_accuracy=record.get("final_val_accuracy"),
             seconds=0.0 if skipped else float(record.get("seconds") or 0.0),
             skipped=skipped,
+            error=f"{error.splitlines()[0]} (traceback: {folder}/error.txt)" if error else None,
         )
 
     def describe(self) -> str:
         shown = [f"{key}={value}" for key, value in self.values.items() if key != "trainer.seed"]
         shown.append(f"seed {self.seed}")
-        text = f"{self.label} ({', '.join(shown)}): {self.status}, val_accuracy {number(self.val_accuracy)}"
-        return text + ("; done earlier, skipped" if self.skipped else "")
+        outcome = f"failed: {self.error}" if self.error else f"{self.status}, val_accuracy {number(self.val_accuracy)}"
+        return f"{self.label} ({', '.join(shown)}): {outcome}" + ("; done earlier, skipped" if self.skipped else "")
 
 
 @dataclass
 class _Sweep:
     total: int | None
+    header: str | None = None  # printed before its first line
     done: int = 0
     trained: int = 0
     started: float | None = None  # when its first variant began training
 
 
 _sweeps: dict[str, _Sweep] = {}
+_header: str | None = None  # the next sweep's header
 _in_worker = False  # set in runner's launcher workers: their lines go back to the launching process
 _last: Finished | None = None
 
 
+def announce(header: str) -> None:
+    """The header of the next sweep, printed before its first line: a command's sweeps are all
+    checked and queued before the first trains."""
+    global _header
+    _header = header
+
+
 def start_sweep(sweep_dir: str, total: int | None) -> None:
     """In the launching process, before a sweep's jobs start: its count starts at 0."""
-    _sweeps[str(sweep_dir)] = _Sweep(total=total)
+    global _header
+    _sweeps[str(sweep_dir)] = _Sweep(total=total, header=_header)
+    _header = None
 
 
 def mark_worker() -> None:
@@ -97,6 +111,9 @@ def report(sweep_dir: str, line: Finished) -> None:
         sweep.trained += 1
         began = now - line.seconds
         sweep.started = began if sweep.started is None else min(sweep.started, began)
+    if sweep.header is not None:
+        print(f"\n{sweep.header}", flush=True)
+        sweep.header = None
     count = f"[{sweep.done}/{sweep.total}] " if sweep.total else f"[{sweep.done}] "
     timing = ""
     if sweep.started is not None:

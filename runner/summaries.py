@@ -25,14 +25,26 @@ def summarize(
         if result is None and background is not None:
             ranked = rank_sweep(folder)
             print_ranking(ranked)
+            _note_failures(ranked)
             background.submit(ranked, then)
             return
         result = result or summarize_sweep(folder)
     except CompareError:
         return  # nothing was trained (e.g. the run stopped on a config error)
     print_summary(result)
+    _note_failures(result)
     if then is not None:
         then()
+
+
+_failures: list[str] = []  # the command's sweeps with failed variants: it exits with status 1
+
+
+def _note_failures(result: SweepSummary) -> None:
+    failed = result.summary["status"].astype(str).str.contains("failed")
+    if failed.any():
+        variants = ", ".join(result.summary.loc[failed, "variant"].astype(str))
+        _failures.append(f"{result.folder}: {variants} (each failed run's traceback is in its error.txt)")
 
 
 class BackgroundSummaries:
@@ -82,13 +94,20 @@ class BackgroundSummaries:
             from runner.compare import print_files, write_tables
 
             folder = ranked.folder
+            drawn, failure = [], None
+            for future in plots:
+                try:
+                    drawn += future.result()
+                except Exception as error:
+                    failure = error
             try:
-                drawn = [path for future in plots for path in future.result()]
                 files = write_tables(ranked) + drawn
-            except Exception as error:  # the runs are on disk; say how to rebuild the rest
+            except Exception as error:
+                failure = error
+            if failure is not None:  # the runs are on disk; say how to rebuild the rest
                 self._succeeded = False
                 sys.stderr.write(
-                    f"Could not write the tables and plots of {folder}: {type(error).__name__}: {error}. "
+                    f"Could not write all the tables and plots of {folder}: {type(failure).__name__}: {failure}. "
                     f"Its runs are on disk; rebuild them with: python -m runner.compare {folder}\n"
                 )
             else:
@@ -110,13 +129,18 @@ def in_background() -> BackgroundSummaries | None:
 def summaries_in_background():
     """Within this block, a finished sweep's tables and plots are written in the background;
     leaving it waits for them (also on an interrupt: those sweeps are done) and exits with
-    status 1 where one could not be written."""
+    status 1 where one could not be written or a variant failed."""
     global _background
     _background = background = BackgroundSummaries()
+    _failures.clear()
     try:
         yield
     finally:
         _background = None
         succeeded = background.finish()
-    if not succeeded:
+    if _failures:
+        sys.stderr.write(
+            "Variants that failed, so the command exits with status 1:\n  " + "\n  ".join(_failures) + "\n"
+        )
+    if not succeeded or _failures:
         sys.exit(1)

@@ -49,7 +49,8 @@ def run(cfg: DictConfig) -> float | None:
     done = finished_record(output_dir, fingerprint)
     if done is not None:
         log.debug("%s: %s earlier, skipped (same config in %s)", settings["label"], done["status"], output_dir)
-        progress.finished(hydra_cfg.sweep.dir if multirun else None, progress.Finished.of(done, skipped=True))
+        line = progress.Finished.of(done, str(output_dir), skipped=True)
+        progress.finished(hydra_cfg.sweep.dir if multirun else None, line)
         return objective(done)
 
     devices.import_tensorflow()
@@ -69,7 +70,7 @@ def run(cfg: DictConfig) -> float | None:
         fingerprint=fingerprint,
         sweep=sweep,
     )
-    progress.finished(hydra_cfg.sweep.dir if multirun else None, progress.Finished.of(record))
+    progress.finished(hydra_cfg.sweep.dir if multirun else None, progress.Finished.of(record, str(output_dir)))
     return objective(record)
 
 

@@ -82,7 +82,7 @@ def test_diverged_and_failed_variants_do_not_stop_the_sweep(cli, tmp_path):
         "trainer.epochs=3",
         "hydra.sweep.dir=sweep",
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # some failed
     runs = pd.read_csv(tmp_path / "sweep" / "runs.csv")
     statuses = runs.set_index(["optimizer.learning_rate", "trainer.loss"])["status"]
     assert statuses[0.01, "categorical_crossentropy"] == "completed"
@@ -95,6 +95,13 @@ def test_diverged_and_failed_variants_do_not_stop_the_sweep(cli, tmp_path):
     assert "no_such_loss" in failed["error"]
     assert len(pd.read_csv(tmp_path / "sweep" / "summary.csv")) == 4
     assert (tmp_path / "sweep" / "gradient_norms.png").is_file()  # failed variants recorded no gradients
+    # Each failure says why and where its traceback is, as it happens and at the end.
+    folder = "sweep/optimizer.learning_rate=0.01,optimizer=sgd,trainer.epochs=3,trainer.loss=no_such_loss"
+    line = next(line for line in done.stdout.splitlines() if "trainer.loss=no_such_loss, seed 42): failed" in line)
+    assert "failed: ValueError: Could not interpret loss identifier: no_such_loss" in line
+    assert f"(traceback: {tmp_path / folder}/error.txt)" in line
+    assert "no_such_loss" in (tmp_path / folder / "error.txt").read_text()
+    assert "Variants that failed, so the command exits with status 1:" in done.stderr and "Traceback" not in done.stderr
 
 
 BAD_INPUTS = [
@@ -237,13 +244,18 @@ def test_sweeping_experiments_runs_each_experiments_own_sweep(cli, tmp_path):
     (optimizer,) = (tmp_path / "results" / "optimizer").iterdir()
     assert len(pd.read_csv(normalization / "summary.csv")) == 2
     assert len(pd.read_csv(optimizer / "summary.csv")) == 4
-    assert "[4/4] Optimizer-" in done.stdout and "=== Experiment 2/2: optimizer ===" in done.stdout
+    assert "[4/4] Optimizer-" in done.stdout
     # Both sweeps are checked and queued before the first variant ends (the workers import
-    # TensorFlow first); each ranking shows as soon as its sweep ends, in order, its plots are
-    # drawn while the next trains, and the command ends once every sweep's files are written.
-    assert done.stdout.index("=== Experiment 2/2: optimizer ===") < done.stdout.index("[1/2] Normalization-")
-    first_ranking = done.stdout.index(f"{normalization.relative_to(tmp_path)}: ranked by final accuracy")
-    assert first_ranking < done.stdout.index(f"{optimizer.relative_to(tmp_path)}: ranked by final accuracy")
+    # TensorFlow first); each header comes with its sweep's first line, each ranking as soon as
+    # its sweep ends, in order; plots are drawn while the next trains, and the command ends once
+    # every sweep's files are written.
+    first_finished = min(path.stat().st_mtime for path in normalization.glob("*/metrics.json"))
+    assert (optimizer / ".sweep.json").stat().st_mtime < first_finished
+    header_1, header_2 = (done.stdout.index(f"=== Experiment {i}/2: {name} ===") for i, name in
+                          ((1, "normalization"), (2, "optimizer")))  # fmt: skip
+    assert header_1 < done.stdout.index("[1/2] Normalization-") < header_2 < done.stdout.index("[1/4] Optimizer-")
+    first_ranking = done.stdout.index(f"{normalization.relative_to(tmp_path)}: ranked by final val_accuracy")
+    assert first_ranking < done.stdout.index(f"{optimizer.relative_to(tmp_path)}: ranked by final val_accuracy")
     assert done.stdout.index("Normalization-batch completed") > first_ranking
     for sweep in (normalization, optimizer):
         assert f"Tables and plots: {sweep.relative_to(tmp_path)}/" in done.stdout
@@ -314,3 +326,63 @@ def test_help_and_config_printing_do_not_import_tensorflow(arguments):
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "tensorflow" not in imported and "keras" not in imported
     assert "runner" in imported
+
+
+def test_zero_gradients_still_get_their_tables_and_plots(cli, tmp_path):
+    """All-zero kernels give all-zero kernel gradients, which a log scale cannot show: the plot
+    says so, and the tables are written."""
+    done = cli("model.weights_initializer=zeros", "trainer.epochs=2", "hydra.run.dir=zeros")
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr
+    for name in ("summary.csv", "runs.csv", "histories.csv", "gradient_norms.png", "grad_norm_history.png"):
+        assert (tmp_path / "zeros" / name).stat().st_size > 0
+
+
+def test_result_files_get_the_mode_the_umask_gives(tmp_path):
+    """Written through a temporary file and renamed, they end up as a plain open() leaves them."""
+    code = "import os, runpy, sys; os.umask(0o022); sys.argv = ['runner', 'trainer.epochs=1', 'hydra.run.dir=one']; "
+    code += "runpy.run_module('runner', run_name='__main__')"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    names = ["summary.csv", "runs.csv", "histories.csv", "metrics.json", "config.yaml", "history.csv",
+             "diagnostics.csv", "accuracy.png"]  # fmt: skip
+    assert {name: oct((tmp_path / "one" / name).stat().st_mode & 0o777) for name in names} == dict.fromkeys(
+        names, "0o644"
+    )
+
+
+def test_progress_counts_each_variant_once_with_its_values_and_seed(cli, tmp_path):
+    done = cli("-m", "experiment=normalization", "trainer.seed=0,1", "trainer.epochs=1", "hydra.sweep.dir=sweep")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] + "]" for line in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    starts = ("[1/4] Normalization-none (model.normalization=none, seed ",
+              "[1/4] Normalization-batch (model.normalization=batch, seed ")  # fmt: skip
+    assert any(line.startswith(starts) for line in lines)
+    assert {line.split("seed ")[1][0] for line in lines} == {"0", "1"}
+    again = cli("-m", "experiment=normalization", "trainer.seed=0,1", "trainer.epochs=1", "hydra.sweep.dir=sweep",
+                "resume=sweep")  # fmt: skip
+    skipped = [line for line in again.stdout.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] + "]" for line in skipped] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert all(line.endswith("done earlier, skipped") for line in skipped)
+
+
+def test_the_ranking_is_by_validation_accuracy_with_the_spread_over_seeds(cli, tmp_path):
+    done = cli("-m", "experiment=normalization", "trainer.seed=0,1", "trainer.epochs=1", "hydra.sweep.dir=sweep")
+    assert "sweep: ranked by final val_accuracy (mean ± std over 2 seeds; accuracy is on the training split):" in (
+        done.stdout
+    )
+    summary = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert list(summary["final_val_accuracy_mean"]) == sorted(summary["final_val_accuracy_mean"], reverse=True)
+    row = next(line for line in done.stdout.splitlines() if line.strip().startswith("1 "))
+    assert row.count(" ± ") == 2
+
+
+def test_help_names_runners_commands_and_where_results_go(cli):
+    done = cli("--help")
+    assert done.returncode == 0
+    for text in ("python -m runner -m experiment=optimizer", "python -m runner reproduce", "resume=latest",
+                 "python -m runner report results", "python -m runner.compare", "results/<experiment>/<timestamp>/",
+                 "Exit status: 0", "experiment: activation, activations_deep"):  # fmt: skip
+        assert text in done.stdout
+    assert "powered by Hydra" not in done.stdout

@@ -101,9 +101,10 @@ def test_get_data_speaks_the_apis_own_names():
     assert "data=" not in str(error.value)
     with pytest.raises(ConfigError) as error:
         get_data("synthetic", n_classes=1)
-    assert str(
-        error.value
-    ) == "Invalid n_classes=1: it must be a whole number >= 2. Set e.g. get_data('synthetic', n_classes=2)."
+    assert (
+        str(error.value)
+        == "Invalid n_classes=1: it must be a whole number >= 2. Set e.g. get_data('synthetic', n_classes=2)."
+    )
 
 
 @pytest.mark.parametrize(
@@ -143,3 +144,22 @@ def test_the_course_helper_takes_keras_objects_as_well_as_names():
     assert model.layers[0].activation is keras.activations.tanh
     assert isinstance(model.layers[0].kernel_initializer, keras.initializers.HeNormal)
     assert float(model.layers[0].kernel_regularizer.l2) == pytest.approx(0.001)
+
+
+def test_plot_graph_labels_and_scales_the_axis_from_what_is_plotted(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    seen = {}
+
+    def save(figure, path, **kwargs):
+        axes = figure.axes[0]
+        seen[path.name] = (axes.get_ylabel(), axes.get_ylim(), axes.get_yscale())
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", save)
+    plot_graph({"a": [0.4, 0.8]}, "Compare Accuracy", folder=tmp_path)
+    plot_graph({"a": [1.09, 0.6, 0.3]}, "Compare Loss", folder=tmp_path)
+    plot_graph({"a": [3.0, 2.0]}, "Something Else", folder=tmp_path)
+    assert seen["compare-accuracy.png"][0] == "accuracy" and seen["compare-accuracy.png"][1] == (-0.02, 1.02)
+    label, (low, high), scale = seen["compare-loss.png"]
+    assert label == "loss" and low <= 0.3 and high >= 1.09 and scale == "log"
+    assert seen["something-else.png"][0] == "value"

@@ -116,11 +116,11 @@ class ProcessesLauncher(Launcher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log = logging.getLogger(__name__)
-        log.info(
+        log.debug(  # each job's progress line says what it ran (hydra.verbose=true shows these)
             f"Launching {len(job_overrides)} jobs on {self.workers} worker processes, sweep output dir: {sweep_dir}"
         )
         for idx, overrides in enumerate(job_overrides):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            log.debug(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
 
         loader = self.hydra_context.config_loader
         pool = worker_pool(self.workers, self.preload, self.recycle_after)
