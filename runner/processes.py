@@ -248,7 +248,7 @@ def collect_sweeps(wait: bool) -> None:
             except Exception as error:
                 sys.stderr.write(
                     f"A job of the sweep in {sweep_dir} stopped with {type(error).__name__}: {error} "
-                    f"(its log: {job.working_dir}/runner.log).\n"
+                    f"(its folder: {job.working_dir}).\n"
                 )
                 sys.exit(1)
         del _queue[sweep_dir]

@@ -99,11 +99,11 @@ class BackgroundSummaries:
                 try:
                     drawn += future.result()
                 except Exception as error:
-                    failure = error
+                    failure = failure or error
             try:
                 files = write_tables(ranked) + drawn
             except Exception as error:
-                failure = error
+                failure = failure or error
             if failure is not None:  # the runs are on disk; say how to rebuild the rest
                 self._succeeded = False
                 sys.stderr.write(

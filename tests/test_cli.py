@@ -386,3 +386,11 @@ def test_help_names_runners_commands_and_where_results_go(cli):
                  "Exit status: 0", "experiment: activation, activations_deep"):  # fmt: skip
         assert text in done.stdout
     assert "powered by Hydra" not in done.stdout
+
+
+def test_a_run_folder_holds_its_results_and_no_empty_log(cli, tmp_path):
+    done = cli("trainer.epochs=1", "hydra.run.dir=one")
+    assert done.returncode == 0, done.stderr
+    names = {path.name for path in (tmp_path / "one").iterdir()}
+    assert {"history.csv", "metrics.json", "config.yaml", "diagnostics.csv", "summary.csv"} <= names
+    assert "runner.log" not in names

@@ -116,7 +116,7 @@ def test_background_summaries_write_the_files_and_explain_a_failure(sweep, tmp_p
     assert f"Tables and plots: {sweep}/" in out and "val_accuracy.png" in out
     assert pd.read_csv(sweep / "summary.csv")["variant"].tolist()[:2] == ["Thing-b", "Thing-a"]
     assert (sweep / "loss.png").read_bytes().startswith(b"\x89PNG")
-    assert f"Could not write the tables and plots of {empty}: CompareError: No runs in" in err
+    assert f"Could not write all the tables and plots of {empty}: CompareError: No runs in" in err
     assert f"rebuild them with: python -m runner.compare {empty}" in err
 
 

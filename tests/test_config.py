@@ -154,7 +154,7 @@ def test_optimizers_carry_their_own_hyperparameters():
         ("trainer.validation_split=0", "must be in (0, 1)"),
         ("trainer.epochs=0", "trainer.epochs=0: it must be a whole number >= 1"),
         ("trainer.batch_size=-4", "trainer.batch_size=-4"),
-        ("model.hidden_nodes=[]", "at least one hidden layer"),
+        ("model.hidden_nodes=[]", "the network needs one or more hidden layers"),
         ("model.weights_initializer=he_normal model.weights_scale=1.0", "he_normal has no scale to set"),
     ],
 )
