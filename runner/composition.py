@@ -41,10 +41,9 @@ def grid_jobs(overrides: Sequence[Override]) -> list[list[str]] | None:
 def compose_jobs(
     loader: ConfigLoader, config: DictConfig, jobs: list[list[str]]
 ) -> Iterator[tuple[list[str], DictConfig]]:
-    """Each job's overrides and config, as `loader.load_sweep_config` composes it. Jobs whose
-    overrides differ only in plain values (trainer.seed=1; not optimizer=adam, not +key=value)
-    share one composition: a copy gets the values, and Hydra's record of them
-    (hydra.overrides.task, hydra.job.override_dirname), as Hydra sets them."""
+    """Each job's overrides and config, as `loader.load_sweep_config` composes it. Jobs that differ
+    only in plain values (trainer.seed=1; not optimizer=adam or +key=value) share a composition,
+    on a copy of which the values and Hydra's record of them are set as Hydra sets them."""
     parser = OverridesParser.create()
     groups = set(config.hydra.runtime.choices)
 

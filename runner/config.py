@@ -356,24 +356,3 @@ def check_logger(logger: dict[str, Any] | None) -> None:
             f"({sys.executable}). Install it with `{sys.executable} -m pip install {package}` (in a clone of "
             f"runner: `make install EXTRAS={name}`), or drop logger={name}."
         )
-
-
-def check_override_keys(arguments: list[str]) -> None:
-    """Catch a mistyped key such as `model.hiden_nodes=...` before Hydra, with the valid keys."""
-    import difflib
-
-    for argument in arguments:
-        if argument.startswith(("-", "+", "~")) or "=" not in argument:
-            continue
-        key = argument.split("=", 1)[0]
-        group, _, name = key.partition(".")
-        if group not in GROUPS or not name:
-            continue
-        name = name.split(".", 1)[0]
-        valid = sorted({k for path in (CONFIG_DIR / group).glob("*.yaml") for k in OmegaConf.load(path)})
-        if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f"Did you mean {group}.{close[0]}? " if close else ""
-            raise ConfigError(
-                f"Unknown config key {key!r} in {argument!r}. {hint}Valid keys under {group}: {', '.join(valid)}."
-            )

@@ -32,11 +32,9 @@ def fit_model(
     callbacks: list | None = None,
     reuse: bool = True,
 ) -> keras.callbacks.History:
-    """Seed, build, compile and fit; returns the History (also after an early stop on NaN).
-
-    `telemetry` is a TelemetryCallback: where its `gradients` is on, the model's train step records
-    per-layer gradient statistics. `reuse=False` always builds a model of its own (one the caller
-    keeps, as the course API's history.model)."""
+    """Seed, build, compile and fit; returns the History (also after an early stop on NaN). With a
+    `telemetry` callback the train step records gradient statistics; `reuse=False` builds a model
+    of the caller's own (the course API's history.model)."""
     trainer = settings["trainer"]
     gradients = telemetry is not None and telemetry.gradients
     model = compiled_model(settings, split.x_train.shape[1], n_classes, name, gradients, reuse=reuse)
@@ -61,11 +59,9 @@ def fit_model(
 def compiled_model(
     settings: dict[str, Any], n_features: int, n_classes: int, name: str | None, gradients: bool, reuse: bool = True
 ) -> keras.Model:
-    """A compiled model in the state a fresh build with this seed has.
-
-    Where the network, optimizer, loss and metrics equal those of a model this process kept (only
-    the seed or the learning rate differ), the kept model is reused: its variables and its
-    optimizer's take a fresh build's values, so its traced train and test steps serve again."""
+    """A compiled model in the state a fresh build with this seed has: where only the seed or the
+    learning rate differ from a model this process kept, that model, with a fresh build's
+    variables and optimizer variables assigned, so that its traced steps serve again."""
     trainer = settings["trainer"]
     optimizer_settings = {key: value for key, value in settings["optimizer"].items() if key != "learning_rate"}
     signature = json.dumps(

@@ -1,10 +1,6 @@
-"""What a sweep's job needs, imported once by the fork server its workers are forked from
-(runner.processes): TensorFlow and Keras with the training code, scikit-learn's data helpers,
-and Hydra's plugins (a job's configs refer to their classes). The garbage collector stays off
-meanwhile, then everything loaded is frozen (gc.freeze, as its documentation advises before
-forking). Should the command end meanwhile (a mistake in its configs), the server ends too rather
-than finish importing; and it ends without tearing its modules down.
-"""
+"""What a job needs, imported once by the fork server its workers come from (runner.processes),
+with the garbage collector off, then frozen (gc.freeze, as its documentation advises before
+forking). The server ends with the command, also midway through these imports."""
 
 import atexit
 import gc

@@ -1,11 +1,6 @@
-"""Worker processes that start with the heavy modules imported, and the queue of a command's sweeps.
-
-The standard library's fork server (`multiprocessing`'s "forkserver" start method, with
-`preload`) imports TensorFlow once, in a process of its own, and forks every worker from it.
-Importing starts no TensorFlow runtime (no thread pool, no device), so each worker starts its
-own, as a fresh process would. One fork server per command: its first user's `preload` is what
-it imports. Where the platform has none (Windows), workers are spawned and import for themselves.
-"""
+"""Worker processes forked from the standard library's fork server, which imports TensorFlow once
+(importing starts no runtime, so each worker starts its own), and the queue of a command's
+sweeps. Where the platform has no fork server (Windows), workers are spawned."""
 
 from __future__ import annotations
 
@@ -56,11 +51,9 @@ def start_fork_server_early(arguments: Sequence[str]) -> None:
 
 
 class WorkerPool:
-    """`workers` processes forked from the fork server, replaced by fresh ones after each
-    `recycle_after` jobs a worker (TensorFlow keeps a few MB of every new network's traced graphs
-    until its process ends). The pool's jobs finish before the fresh workers start, so no more
-    than `workers` run at once. ProcessPoolExecutor's own max_tasks_per_child deadlocks on
-    Python 3.11 to 3.13 (cpython#115634)."""
+    """`workers` processes from the fork server, replaced after `recycle_after` jobs each (TensorFlow
+    keeps every traced network until its process ends), once their jobs are done. Not
+    max_tasks_per_child: it deadlocks on Python 3.11 to 3.13 (cpython#115634)."""
 
     def __init__(self, workers: int, preload: Sequence[str], recycle_after: int | None, gpus: Sequence[str] = ()):
         self.workers = workers
@@ -180,11 +173,9 @@ _dispatcher = None  # the thread that hands queued jobs to the worker pool
 
 @contextmanager
 def queued_sweeps():
-    """Within this block, the grid sweeps that runner's parallel launcher runs are queued: a
-    launch returns as soon as its jobs are queued, so the next sweep's configs are composed and
-    checked while they train. A thread hands the jobs to the pool (forking waits for the fork
-    server's imports). Each sweep's follow-up (`after_sweep`) runs once its jobs are done, in
-    launch order; leaving the block waits for all of them."""
+    """Within this block a grid sweep's launch only queues its jobs (a thread hands them to the pool),
+    so the next sweep is composed and checked while they train; each sweep's follow-ups
+    (`after_sweep`) run once its jobs are done, in launch order, and leaving waits for all."""
     from concurrent.futures import ThreadPoolExecutor
 
     global _queue, _dispatcher

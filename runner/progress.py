@@ -1,12 +1,6 @@
-"""One line per finished variant, counted by the process that launched the sweep:
-
-    [3/5] Learning-Rate-0.01 (optimizer.learning_rate=0.01, seed 1): completed, val_accuracy 0.867
-          (7 s elapsed, about 5 s left)
-
-A job that runs in the launching process (a single run, Hydra's basic launcher) prints its own
-line; runner's parallel launcher sends each job's line back to it; a job of another launcher
-(joblib, Ray, SLURM) prints its line where it runs, without the count.
-"""
+"""One line per finished variant, counted by the process that launched the sweep: a job run there
+prints its own, runner's launcher sends each back from its workers, and a job of another
+launcher (joblib, Ray, SLURM) prints its line where it runs, without the count."""
 
 from __future__ import annotations
 

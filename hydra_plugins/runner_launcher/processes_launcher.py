@@ -1,11 +1,6 @@
-"""Hydra launcher: a sweep's jobs in parallel worker processes that start with TensorFlow loaded.
-
-Hydra's joblib launcher starts each worker as a fresh interpreter, which imports TensorFlow and
-Keras itself (about 4 CPU-seconds a worker). This one forks its workers from a process that
-imported them once (runner.processes) and otherwise runs jobs as the joblib launcher does; the
-sweeps of one command share the workers. A job runs the config runner's pre-flight check
-composed for it, where there is one. On Hydra's public plugin interface.
-"""
+"""Hydra launcher: a sweep's jobs in worker processes forked from one that imported TensorFlow
+once (runner.processes), run as Hydra's joblib launcher runs them, each with the config the
+pre-flight check composed for it. On Hydra's public plugin interface."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,11 +35,9 @@ _shared: tuple[bytes, tuple] | None = None
 
 
 def _execute_job(payload: tuple[bytes, bytes, bytes]) -> tuple[bytes, object]:
-    """In a worker: run a job as Hydra's joblib launcher does, with the config composed for it
-    (or composing it here). Hydra's state and the sweep's shared part are unpickled only where they
-    changed since the last job here (setting the state discovers every plugin again), and before
-    the job's part, so its configs refer to the plugin classes this process now holds. Returns
-    the pickled JobReturn and the job's progress line."""
+    """In a worker: run a job as Hydra's joblib launcher does; returns its pickled JobReturn and
+    progress line. Hydra's state and the sweep's shared part are set only where they changed
+    (setting the state discovers every plugin again), and before the job's configs are unpickled."""
     import pickle
 
     import cloudpickle

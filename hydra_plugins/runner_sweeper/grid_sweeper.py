@@ -1,7 +1,6 @@
-"""Hydra sweeper: the grid of every swept value, as Hydra's basic sweeper makes it, without
-composing each job again to check it: runner's pre-flight check (runner.sweep_hooks) has composed
-and validated every job, and the launcher is handed those configs. On Hydra's public plugin
-interface, as Hydra's example sweeper."""
+"""Hydra sweeper: every combination of the swept values, as Hydra's basic sweeper makes them, each
+job handed the config runner's pre-flight check composed and validated (runner.sweep_hooks).
+On Hydra's public plugin interface, as Hydra's example sweeper."""
 
 from dataclasses import dataclass
 from pathlib import Path
