@@ -6,6 +6,7 @@ fails in a second with a message that names the key and the valid choices.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import hashlib
@@ -27,6 +28,7 @@ def choices() -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "choices.yaml"))
 
 
+@functools.cache
 def group_options(group: str) -> list[str]:
     """The options of one of runner's own config groups, e.g. the optimizers."""
     return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
@@ -99,14 +101,18 @@ def default_settings() -> dict[str, Any]:
 
 
 def group_option(group: str, option: str) -> dict[str, Any]:
-    """One option of a config group as a plain dict, e.g. group_option("optimizer", "sgd")."""
-    path = CONFIG_DIR / group / f"{option}.yaml"
-    if not path.is_file():
-        available = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    """One option of a config group as a plain dict of its own, e.g. group_option("optimizer", "sgd")."""
+    if option not in group_options(group):
+        available = group_options(group)
         raise ConfigError(
             f"Unknown {group} {option!r}. Choose one of: {', '.join(available)} (e.g. {group}={available[0]})."
         )
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    return copy.deepcopy(_loaded_option(group, option))
+
+
+@functools.cache
+def _loaded_option(group: str, option: str) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml"), resolve=True)
 
 
 def hidden_layer_sizes(model: dict[str, Any]) -> list[int]:
