@@ -103,7 +103,7 @@ def check_run(config: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from runner.config import check_settings
-    from runner.data import load_dataset, stratified_split
+    from runner.data import check_data
 
     HydraConfig.instance().set_config(config)  # labels may read ${hydra:runtime.choices...}
     settings = check_settings(config)
@@ -113,9 +113,7 @@ def check_run(config: DictConfig) -> None:
             f"resume={settings['resume']} continues a sweep, and this command runs a single variant: add -m to the "
             f"sweep's command, e.g. `python -m runner -m experiment={experiment} resume={settings['resume']}`."
         )
-    trainer = settings["trainer"]
-    dataset = load_dataset(settings["data"])
-    stratified_split(dataset.features, dataset.labels, trainer["validation_split"], trainer["seed"])
+    check_data(settings)
 
 
 def release_workers() -> None:

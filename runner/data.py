@@ -198,6 +198,13 @@ def stratified_split(features: np.ndarray, labels: np.ndarray, validation_split:
     return train_test_split(features, labels, test_size=validation_split, stratify=labels, random_state=seed)
 
 
+def check_data(settings: dict[str, Any]) -> None:
+    """Load a variant's data set and make its split, to fail before any training where they can't be."""
+    trainer = settings["trainer"]
+    dataset = load_dataset(settings["data"])
+    stratified_split(dataset.features, dataset.labels, trainer["validation_split"], trainer["seed"])
+
+
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype="float32")[labels]
 

@@ -69,12 +69,12 @@ def _user_error(error: BaseException | None) -> ConfigError | None:
 
 
 def check_sweep(config: DictConfig) -> dict[str, Any]:
-    """Compose and validate every job of the sweep, and load each distinct data set once; then
+    """Compose and validate every job of the sweep, and check each distinct data set once; then
     keep the composed configs for the launcher, write the facts the jobs read, and return them."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from runner.data import load_dataset, stratified_split
+    from runner.data import check_data
 
     loader = GlobalHydra.instance().config_loader()
     params = config.hydra.sweeper.get("params") or {}
@@ -94,11 +94,9 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
         OmegaConf.set_readonly(job_config.hydra, False)  # as composed (set_config made it read-only)
         composed[tuple(job_overrides)] = job_config
         settings = check_settings(job_config)
-        trainer = settings["trainer"]
-        data_key = repr((settings["data"], trainer["validation_split"], trainer["seed"]))
+        data_key = repr((settings["data"], settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
         if data_key not in checked_data:
-            dataset = load_dataset(settings["data"])
-            stratified_split(dataset.features, dataset.labels, trainer["validation_split"], trainer["seed"])
+            check_data(settings)
             checked_data.add(data_key)
     HydraConfig.instance().set_config(config)
     # Only once every job is valid: the tracker's parent run, then the facts the jobs read.

@@ -141,3 +141,48 @@ def test_compare_cli_rejects_a_missing_folder(tmp_path):
     done = run_cli(str(tmp_path / "nowhere"), cwd=tmp_path, module="runner.compare")
     assert done.returncode == 2
     assert "No such folder" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_plots_name_what_they_cannot_show(tmp_path, monkeypatch):
+    """Curves on top of each other are named, a single epoch gets markers and one tick, and a
+    variant with zero gradient norms (no point on a log scale) is named too."""
+    import matplotlib.figure
+
+    from runner.plots import plot_gradient_profile, plot_metric
+
+    seen = {}
+
+    def save(figure, path, **kwargs):
+        axes = figure.axes[0]
+        seen[path.name] = {
+            "notes": [text.get_text() for text in figure.texts],
+            "markers": [line.get_marker() for line in axes.lines],
+            "xticks": list(axes.get_xticks()),
+            "labels": [text.get_text() for legend in [axes.get_legend() or figure.legends[0]] for text in legend.texts],
+        }
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", save)
+    runs = pd.DataFrame({"variant": ["relu", "elu", "selu"], "status": ["completed"] * 3})
+    histories = pd.DataFrame(
+        [
+            {"variant": v, "run": v, "epoch": 1, "metric": "dead_fraction", "value": x}
+            for v, x in (("relu", 0.3), ("elu", 0.0), ("selu", 0.0))
+        ]  # fmt: skip
+    )
+    plot_metric(histories, runs, "dead_fraction", "Dead", tmp_path / "dead.png")
+    dead = seen["dead.png"]
+    assert dead["notes"] == ["on top of each other: elu, selu"]
+    assert len(set(dead["markers"])) == 3 and "None" not in dead["markers"] and dead["xticks"] == [1.0]
+
+    diagnostics = pd.DataFrame(
+        [
+            {"variant": v, "run": v, "epoch": 1, "layer": f"l{d}", "depth": d, "metric": "gradient_norm", "value": x}
+            for v, x in (("relu", 0.5), ("zeros", 0.0))
+            for d in (1, 2)
+        ]  # fmt: skip
+    )
+    runs = pd.DataFrame({"variant": ["relu", "zeros"], "status": ["completed"] * 2})
+    plot_gradient_profile(diagnostics, runs, "Profile", tmp_path / "profile.png")
+    profile = seen["profile.png"]
+    assert profile["labels"] == ["relu"]
+    assert "zero gradient norms, which a log scale cannot show (layers left out): zeros" in profile["notes"]

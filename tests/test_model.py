@@ -71,3 +71,13 @@ def test_weights_scale_sets_the_standard_deviation_and_layers_differ():
     assert not np.allclose(first, second)
     default = build_model(base_model(hidden_nodes=[256]), 256, 3).layers[0].kernel.numpy()
     assert default.std() == pytest.approx(0.05, rel=0.02)  # Keras' RandomNormal default
+
+
+def test_one_number_of_hidden_nodes_is_one_layer():
+    from runner.config import validate
+
+    settings = default_settings()
+    settings["model"]["hidden_nodes"] = 32
+    validate(settings)
+    model = build_model(settings["model"], n_features=4, n_classes=3)
+    assert [layer.units for layer in model.layers] == [32, 3]
