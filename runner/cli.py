@@ -107,6 +107,10 @@ def check_run(config: DictConfig) -> None:
 
     HydraConfig.instance().set_config(config)  # labels may read ${hydra:runtime.choices...}
     settings = check_settings(config)
+    swept = ", ".join(config.hydra.sweeper.get("params") or {})
+    if swept:
+        experiment = config.hydra.runtime.choices.get("experiment")
+        print(f"experiment={experiment} sweeps {swept}: this trains one variant; add -m to run the sweep.")
     if settings.get("resume") is not None:
         experiment = config.hydra.runtime.choices.get("experiment") or "optimizer"
         raise ConfigError(

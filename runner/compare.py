@@ -133,8 +133,11 @@ def summarize_runs(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
         values = pd.to_numeric(runs[column], errors="coerce")
         summary[f"{column}_mean"] = values.groupby(runs["variant"], sort=False).mean()
         summary[f"{column}_std"] = values.groupby(runs["variant"], sort=False).std()
-    ranked_by = f"final_{metric}_mean"
-    summary = summary.sort_values(ranked_by, ascending=metric.endswith("loss"), na_position="last", kind="stable")
+    # Ties on the metric go to the lower final validation loss (to the higher accuracy, ranking by a loss).
+    tiebreak = "final_val_accuracy" if metric.endswith("loss") else "final_val_loss"
+    keys = [column for column in (f"final_{metric}_mean", f"{tiebreak}_mean") if column in summary]
+    ascending = [metric.endswith("loss"), not metric.endswith("loss")][: len(keys)]
+    summary = summary.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
     summary = summary.reset_index()
     summary.insert(0, "rank", range(1, len(summary) + 1))
     return summary

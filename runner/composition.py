@@ -13,14 +13,21 @@ from typing import Any
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+
+def task_overrides(config: DictConfig) -> list[str]:
+    """The command line's overrides as given (an interpolation in one stays unresolved)."""
+    return [str(override) for override in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
 
 
 def sweep_overrides(config: DictConfig, loader: ConfigLoader | None = None) -> list[Override]:
     """The sweep's overrides: its experiment's `hydra.sweeper.params`, then the command line's."""
     params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
     parser = OverridesParser.create(config_loader=loader)
-    return parser.parse_overrides(params + list(config.hydra.overrides.task))
+    return parser.parse_overrides(params + task_overrides(config))
 
 
 def grid_jobs(overrides: Sequence[Override]) -> list[list[str]] | None:
@@ -31,8 +38,8 @@ def grid_jobs(overrides: Sequence[Override]) -> list[list[str]] | None:
         key = override.get_key_element()
         if not override.is_sweep_override():
             axes[key] = [f"{key}={override.get_value_element_as_str()}"]
-        elif override.is_discrete_sweep():
-            axes[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        elif override.is_discrete_sweep():  # a value given twice (trainer.seed=0,0) runs once
+            axes[key] = list(dict.fromkeys(f"{key}={value}" for value in override.sweep_string_iterator()))
         else:
             return None
     return [list(job) for job in itertools.product(*axes.values())]
@@ -66,7 +73,13 @@ def compose_jobs(
         job_config = copy.deepcopy(shared_configs[shared])
         for override in parsed:
             if is_plain(override):
-                OmegaConf.update(job_config, override.key_or_group, override.value(), merge=True)
+                try:
+                    OmegaConf.update(job_config, override.key_or_group, override.value(), merge=True)
+                except (ConfigAttributeError, ConfigKeyError) as error:  # as Hydra reports it
+                    raise ConfigCompositionException(
+                        f"Could not override '{override.key_or_group}'.\nTo append to your config use "
+                        f"+{override.input_line}"
+                    ) from error
         task = [override for override in parsed if not override.is_hydra_override()]
         job_config.hydra.overrides.task = [override.input_line for override in task]
         job_config.hydra.job.override_dirname = override_dirname(task, job_config.hydra.job.config.override_dirname)

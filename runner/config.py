@@ -59,14 +59,19 @@ def initializer_label(name: str, scale: float | None) -> str:
 
 
 def sweep_dir(resume: str | None, experiment_dir: str, stamp: str) -> str:
-    """Where a sweep writes: a new timestamped folder, or the folder it resumes (`latest` is the
-    newest sweep of this experiment)."""
+    """Where a sweep writes: a new timestamped folder of its own (made now, so that a command
+    started in the same second takes the next one), or the sweep it resumes (`latest` is the
+    newest sweep of this experiment; a single run's folder is no sweep)."""
     if resume is None:
-        return f"{experiment_dir}/{stamp}"
+        for suffix in ("", *(f"-{number}" for number in range(2, 1000))):
+            try:
+                Path(f"{experiment_dir}/{stamp}{suffix}").mkdir(parents=True)
+                return f"{experiment_dir}/{stamp}{suffix}"
+            except FileExistsError:
+                continue
+        raise ConfigError(f"{experiment_dir}/{stamp}: a thousand sweeps in one second. Start fewer at once.")
     if resume == "latest":
-        earlier = (
-            sorted(p for p in Path(experiment_dir).glob("*") if p.is_dir()) if Path(experiment_dir).is_dir() else []
-        )
+        earlier = sorted(path.parent for path in Path(experiment_dir).glob("*/multirun.yaml"))
         if not earlier:
             raise ConfigError(
                 f"resume=latest: no earlier sweep in {experiment_dir}/. Run the sweep without resume first."
@@ -150,6 +155,7 @@ class _Checker:
         if key in self.names:
             return self.example_format.format(name=self.names[key], value=value)
         text = "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else value
+        text = "null" if value is None else str(value).lower() if isinstance(value, bool) else text
         return f"{key}={text}"
 
     def fail(self, key: str, problem: str, fix: str) -> None:
@@ -191,6 +197,17 @@ class _Checker:
         if not isinstance(self.get(key), bool):
             self.fail(key, "it must be true or false", f"Set e.g. {self.example(key, True)}.")
 
+    def present(self, group: str, defaults: dict[str, Any]) -> None:
+        """Every setting runner reads is there (~model.l1 would have removed one); `defaults` are
+        its config's."""
+        missing = sorted(set(defaults) - set(self.settings[group]))
+        if missing:
+            key = f"{group}.{missing[0]}"
+            raise ConfigError(
+                f"{self.names.get(key, key)} is missing (removed with ~{key}?), and runner reads it. Keep it, "
+                f"or give it another value, e.g. {self.example(key, defaults[missing[0]])}."
+            )
+
     def known_keys(self, group: str, allowed: set[str], owner: str) -> None:
         """No setting in `group` that `owner` (its config) does not have: a typo, or another option's."""
         unknown = sorted(set(self.settings[group]) - allowed)
@@ -218,6 +235,8 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None, exam
     trainer, model, optimizer, data = (settings[group] for group in ("trainer", "model", "optimizer", "data"))
     check.known_keys("trainer", set(group_option("trainer", "default")), "the trainer")
     check.known_keys("model", set(group_option("model", "base")), "the network")
+    check.present("trainer", group_option("trainer", "default"))
+    check.present("model", group_option("model", "base"))
 
     check.integer("trainer.epochs", 1)
     check.integer("trainer.batch_size", 1)
@@ -270,6 +289,13 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None, exam
         if not _is_number(value) or value < 0:
             check.fail(factor, "a penalty factor must be a number >= 0", f"Set e.g. {check.example(factor, 0.01)}.")
     check.boolean("model.residual")
+    sizes = hidden_layer_sizes(model)
+    if model["residual"] and not any(before == after for before, after in zip(sizes, sizes[1:], strict=False)):
+        check.fail(
+            "model.residual",
+            f"a skip connection goes around a hidden layer whose input has its width, and {sizes} has none",
+            f"Give equal widths, e.g. {check.example('model.hidden_nodes', [32, 32, 32])}.",
+        )
 
     check.choice("optimizer.name", group_options("optimizer"))
     own, name = set(group_option("optimizer", optimizer["name"])), optimizer["name"]
@@ -285,7 +311,19 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None, exam
             f"with optimizer={name}, which brings its own settings, not optimizer.name={name}."
         )
     check.known_keys("optimizer", own, name)
+    check.present("optimizer", group_option("optimizer", name))
     check.positive("optimizer.learning_rate")
+    for key in set(optimizer) & {"nesterov", "amsgrad"}:
+        check.boolean(f"optimizer.{key}")
+    for key in set(optimizer) & {"momentum", "beta_1", "beta_2", "rho"}:
+        check.fraction(f"optimizer.{key}", low_open=False, example=0.9)
+    if "epsilon" in optimizer:
+        check.positive("optimizer.epsilon")
+    for key in set(optimizer) & {"weight_decay", "initial_accumulator_value"}:
+        value = check.get(f"optimizer.{key}")
+        if not _is_number(value) or value < 0:
+            fix = f"Set e.g. {check.example(f'optimizer.{key}', 0.1)}."
+            check.fail(f"optimizer.{key}", "it must be a number >= 0", fix)
     for clip in ("clipnorm", "clipvalue", "global_clipnorm"):
         if clip in optimizer:
             check.positive(f"optimizer.{clip}", optional=True)
@@ -304,6 +342,7 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None, exam
 
     check.choice("data.name", group_options("data"))
     check.known_keys("data", set(group_option("data", data["name"])), f"data={data['name']}")
+    check.present("data", group_option("data", data["name"]))
     if data["name"] == "csv":
         for key in ("path", "target"):
             if data.get(key) in (None, "", "???"):

@@ -9,7 +9,8 @@
         accuracy_measures["Optimizer-" + optimizer] = history.history["accuracy"]
     plot_graph(accuracy_measures, "Compare Optimizers")
 
-Every default comes from `conf/` and every model goes through the same code as the CLI.
+Every default comes from `conf/`, and every model is built and fitted by the CLI's code; get_data()
+standardizes over all samples, as the notes' helper did (the CLI uses the training split's statistics).
 """
 
 from __future__ import annotations
@@ -127,8 +128,11 @@ def settings_from_course(model_config: dict[str, Any]) -> dict[str, Any]:
 
 def create_and_run_model(model_config: dict[str, Any], X: Any, Y: Any, model_name: str):
     """Build, compile and fit the notes' model on a stratified split of X, Y; return the History."""
-    from runner.fitting import fit_model
+    from runner import devices
 
+    with devices.quiet_stderr():  # not TensorFlow's start-up lines in the notebook
+        from runner.fitting import fit_model
+    devices.prepare_tensorflow()
     settings = settings_from_course(model_config)
     features = np.asarray(X, dtype="float32")
     targets = np.asarray(Y)

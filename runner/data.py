@@ -145,6 +145,12 @@ def _read_csv(data: dict[str, Any]) -> Dataset:
             f"{path.name} has non-numeric feature columns: {examples}. "
             "Encode them as numbers or drop them; only the target column may hold text labels."
         )
+    infinite = [c for c in features.columns if not np.isfinite(features[c].to_numpy(dtype="float64")).all()]
+    if infinite:
+        raise DataError(
+            f"{path.name} has infinite values (inf, -inf) in columns: {', '.join(infinite)}. "
+            "Replace them with finite numbers or drop those rows before training."
+        )
 
     target_values = frame[target]
     if not pd.api.types.is_numeric_dtype(target_values):

@@ -145,7 +145,7 @@ def check_composition(arguments: Sequence[str]) -> Any:
     line that says what to write instead."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import ConfigCompositionException, OverrideParseException
+    from hydra.errors import ConfigCompositionException, HydraException, OverrideParseException
 
     multirun = bool({"-m", "--multirun"} & set(arguments))
     if multirun and {"--cfg", "-c", "--info", "-i"} & set(arguments):
@@ -154,10 +154,22 @@ def check_composition(arguments: Sequence[str]) -> Any:
             "e.g. `python -m runner --cfg job experiment=dropout`."
         )
     overrides = command_overrides(arguments)
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except OverrideParseException as error:
-        raise ConfigError(f"Can't read the override: {str(error).splitlines()[0]}. Write key=value.") from None
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except (OverrideParseException, HydraException):
+            key, _, value = override.partition("=")
+            raise ConfigError(
+                f"Can't read the override {override!r}: write key=value, and quote a value with characters "
+                f"such as ; , [ ] or spaces, e.g. \"{key}='{value or '...'}'\"."
+            ) from None
+    parsed = parser.parse_overrides(overrides)
+    swept = [override.input_line for override in parsed if override.is_sweep_override()]
+    if swept and not multirun and not {"--cfg", "-c"} & set(arguments):
+        raise ConfigError(
+            f"{swept[0]} gives several values, which only a sweep runs: add -m, e.g. `python -m runner -m {swept[0]}`."
+        )
     plain = [override.input_line for override in parsed if not override.is_sweep_override()]
     extra = search_path(arguments)[1:]
     if extra and not any(line.startswith("hydra.searchpath=") for line in plain):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 PLOTTED_METRICS = {
@@ -38,23 +39,24 @@ def plot_metric(
 ) -> Path:
     """One line per variant (mean over seeds, min-max band); diverged dashed, failed noted, and
     variants whose curves lie on top of each other named in a note."""
-    import numpy as np
-
     plt = _pyplot()
     variants = list(dict.fromkeys(runs["variant"]))
     colors = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20")
     figure, axes = plt.subplots(figsize=(8, 5))
     data = histories[histories["metric"] == metric]
     epochs = int(data["epoch"].max()) if not data.empty else 1
-    failed, drawn, hidden = [], {}, {}
+    failed, unfinite, drawn, hidden = [], [], {}, {}
     for index, variant in enumerate(variants):
         statuses = set(runs.loc[runs["variant"] == variant, "status"])
         curves = data[data["variant"] == variant].pivot_table(
             index="epoch", columns="run", values="value", dropna=False
         )
+        curves = curves.replace([np.inf, -np.inf], np.nan)
         if curves.empty or curves.isna().all().all():
             if "failed" in statuses:
                 failed.append(variant)
+            elif not curves.empty:
+                unfinite.append(variant)
             continue
         color = colors(index % colors.N)
         diverged = "diverged" in statuses
@@ -82,10 +84,10 @@ def plot_metric(
             finite = mean.dropna()
             if not finite.empty:
                 axes.plot(finite.index[-1], finite.values[-1], marker="X", markersize=10, color=color)
-    values = data["value"].dropna()
+    values = data["value"][np.isfinite(data["value"])]
     if metric.endswith(("accuracy", "fraction")) and values.between(0, 1).all():
         axes.set_ylim(-0.02, 1.02)
-    elif (values > 0).all() and not values.empty:
+    elif drawn and (values > 0).all() and not values.empty:
         axes.set_yscale("log")
     axes.set_xlabel("Epoch")
     axes.set_ylabel(ylabel or PLOTTED_METRICS.get(metric, metric))
@@ -101,6 +103,7 @@ def plot_metric(
         axes.legend(fontsize="small", loc="best")
     notes = [f"on top of each other: {', '.join([first, *others])}" for first, others in hidden.items()]
     notes += ["failed, no history: " + ", ".join(failed)] if failed else []
+    notes += ["no finite value to draw (diverged at once): " + ", ".join(unfinite)] if unfinite else []
     _note(figure, notes)
     # Fixed margins: tight_layout() measured every text box and cost a third of each plot.
     figure.subplots_adjust(left=0.1, right=0.97, top=0.86 if "\n" in axes.get_title() else 0.92, bottom=0.12)
@@ -128,7 +131,7 @@ def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: 
     first = int(norms["epoch"].min())
     last = int(norms["epoch"].max())
     recorded = set(norms["variant"])  # a failed variant may have recorded none
-    zero = set()  # variants with a zero gradient norm somewhere, which a log scale cannot show
+    zero, unfinite = set(), set()  # variants with norms a log scale cannot show: zero, or NaN and inf
     for axes, epoch, name in ((panels[0], first, "first epoch"), (panels[1], last, f"last epoch ({last})")):
         for index, variant in enumerate(variants):
             if variant not in recorded:
@@ -139,7 +142,9 @@ def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: 
             profile = rows.groupby("depth")["value"].mean()
             if (profile <= 0).any():
                 zero.add(variant)
-            profile = profile[profile > 0]
+            if not np.isfinite(profile).all():
+                unfinite.add(variant)
+            profile = profile[np.isfinite(profile) & (profile > 0)]
             if profile.empty:
                 continue
             diverged = "diverged" in set(runs.loc[runs["variant"] == variant, "status"])
@@ -166,10 +171,9 @@ def plot_gradient_profile(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: 
     handles, labels = panels[0].get_legend_handles_labels()
     if handles:
         figure.legend(handles, labels, loc="lower center", ncol=3, fontsize="small", frameon=False)
-    if zero:
-        _note(
-            figure, [f"zero gradient norms, which a log scale cannot show (layers left out): {', '.join(sorted(zero))}"]
-        )
+    notes = [f"zero gradient norms, which a log scale cannot show (layers left out): {', '.join(sorted(zero))}"]
+    notes += [f"gradient norms not finite (diverged; layers left out): {', '.join(sorted(unfinite))}"]
+    _note(figure, [note for note, variants in zip(notes, (zero, unfinite), strict=True) if variants])
     bottom = (0.25 + 0.22 * legend_rows) / height
     figure.suptitle(f"{title}: gradient norm per layer")
     figure.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=bottom + 0.08, wspace=0.06)

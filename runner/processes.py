@@ -233,18 +233,24 @@ def collect_sweeps(wait: bool) -> None:
         sweep_dir, sweep = next(iter(_queue.items()))
         if not wait and not sweep.done():
             return
-        for job in job_returns(sweep.futures):
-            try:
-                _ = job.return_value  # raises what the job raised, as Hydra's sweeper does after a launch
-            except Exception as error:
-                sys.stderr.write(
-                    f"A job of the sweep in {sweep_dir} stopped with {type(error).__name__}: {error} "
-                    f"(its folder: {job.working_dir}).\n"
-                )
-                sys.exit(1)
+        check_jobs(sweep_dir, job_returns(sweep.futures))
         del _queue[sweep_dir]
         for then in sweep.then:
             then()
+
+
+def check_jobs(sweep_dir: str, returns: Sequence) -> None:
+    """Stop with status 1 where a job raised (a variant that fails records itself instead: this is
+    what it could not record), as Hydra's sweepers re-raise it."""
+    for job in returns:
+        try:
+            _ = job.return_value  # raises what the job raised
+        except Exception as error:
+            sys.stderr.write(
+                f"A job of the sweep in {sweep_dir} stopped with {type(error).__name__}: {error} "
+                f"(its folder: {job.working_dir}).\n"
+            )
+            sys.exit(1)
 
 
 def job_returns(futures: list[Future]) -> list:

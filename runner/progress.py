@@ -79,13 +79,14 @@ def mark_worker() -> None:
 
 
 def finished(sweep_dir: str | None, line: Finished) -> None:
-    """Where a job ends: count and print its line here, or keep it for the launching process."""
+    """Where a job ends (`sweep_dir` None for a single run): count and print its line here, or keep
+    it for the launching process."""
     global _last
     if _in_worker:
         _last = line
     elif sweep_dir is not None and str(sweep_dir) in _sweeps:
         report(str(sweep_dir), line)
-    elif sweep_dir is not None:  # a worker of another launcher: no count to keep
+    else:  # a single run, or a worker of another launcher: no count to keep
         print(line.describe(), flush=True)
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner import progress, summaries
-from runner.composition import compose_jobs, grid_jobs, keep_composed, sweep_overrides, take_composed
+from runner.composition import compose_jobs, grid_jobs, keep_composed, sweep_overrides, take_composed, task_overrides
 from runner.config import ConfigError, check_logger, check_settings
 from runner.overrides import check_override_keys, composition_error, config_search_path
 from runner.results import NOT_FINGERPRINTED, write_sweep_facts
@@ -30,12 +30,16 @@ class SweepHooks(Callback):
         note_launcher(str(config.hydra.launcher.get("_target_", "")))
         try:
             self.parent_run_id = check_sweep(config).get("mlflow_parent_run_id")
-        except (ConfigError, OmegaConfBaseException, HydraException) as error:
-            # Hydra turns exceptions in callbacks into warnings; a user mistake must stop the sweep.
+        except Exception as error:  # Hydra turns a callback's exceptions into warnings: stop here
             cause = _user_error(error)
-            if cause is None and not isinstance(error, HydraException):
-                raise
-            sys.stderr.write(f"{cause or composition_error(error, [], config_search_path(config))}\n")
+            if cause is None and isinstance(error, HydraException):
+                cause = composition_error(error, task_overrides(config), config_search_path(config))
+            elif cause is None and isinstance(error, OmegaConfBaseException):
+                cause = f"The config can't be resolved: {str(error).splitlines()[0]}"
+            if cause is None:
+                sys.stderr.write(f"The sweep's check failed before any training: {type(error).__name__}: {error}\n")
+                sys.exit(1)
+            sys.stderr.write(f"{cause}\n")
             sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -132,17 +136,19 @@ def check_resume(config: DictConfig) -> None:
             if not override.is_sweep_override() and override.key_or_group.split(".")[0] not in NOT_FINGERPRINTED
         }, swept
 
-    earlier_overrides = list(OmegaConf.load(saved).hydra.overrides.task)
+    earlier_overrides = task_overrides(OmegaConf.load(saved))
     earlier, earlier_swept = settings(earlier_overrides)
-    now, now_swept = settings(list(config.hydra.overrides.task))
+    now, now_swept = settings(task_overrides(config))
     keys = (set(earlier) | set(now)) - earlier_swept - now_swept
     differ = sorted(key for key in keys if earlier.get(key) != now.get(key))
     if not differ:
         return
     ran = " ".join(earlier[key] for key in sorted(earlier)) or "the experiment's own settings"
     given = " ".join(now[key] for key in sorted(now)) or "no settings of its own"
+    sources = config.hydra.runtime.config_sources
+    config_dirs = [f"--config-dir {source.path}" for source in sources if source.provider == "command-line"]
     command = " ".join(
-        ["python -m runner -m", *(override for override in earlier_overrides if not override.startswith("resume="))]
+        ["python -m runner -m", *config_dirs, *(o for o in earlier_overrides if not o.startswith("resume="))]
     )
     raise ConfigError(
         f"resume={config.resume} would continue {folder}, a sweep run with {ran}; this command has {given} "

@@ -152,7 +152,8 @@ class TelemetryCallback(keras.callbacks.Callback):
         if self.gradients:
             gradient_norms, update_ratios, global_norm = self.model.gradient_stats.result()
         for depth, layer in enumerate(self._layers, start=1):
-            values = {"weight_norm": float(np.linalg.norm(layer.kernel.numpy()))}
+            with np.errstate(all="ignore"):  # a diverging network's weights overflow: inf, recorded as such
+                values = {"weight_norm": float(np.linalg.norm(layer.kernel.numpy()))}
             if self.gradients:
                 values["gradient_norm"] = float(gradient_norms[depth - 1])
                 values["update_ratio"] = float(update_ratios[depth - 1])
@@ -208,7 +209,8 @@ def summarize_diagnostics(rows: list[dict[str, Any]]) -> dict[str, float | None]
         norms = layers[(layers["epoch"] == epoch) & (layers["metric"] == "gradient_norm")].sort_values("depth")
         if len(norms) < 2 or norms["value"].iloc[-1] == 0:
             return None
-        return float(norms["value"].iloc[0] / norms["value"].iloc[-1])
+        with np.errstate(all="ignore"):  # inf / inf of a diverged network is NaN, without a warning
+            return float(norms["value"].iloc[0] / norms["value"].iloc[-1])
 
     def final_fraction(metric: str) -> float | None:
         values = layers[layers["metric"] == metric]

@@ -54,24 +54,49 @@ def run(cfg: DictConfig) -> float | None:
         return objective(done)
 
     devices.import_tensorflow()
-    dataset = load_dataset(settings["data"])
-    split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
-    workers = parallel_workers(hydra_cfg, sweep.get("total")) if multirun else None
-    devices.configure_threads(devices.job_threads(settings["trainer"]["threads"], workers))
-    devices.prepare_tensorflow()
     write_atomic(output_dir / CONFIG_FILE, OmegaConf.to_yaml(settings))
-    record = train_variant(
-        settings,
-        dataset,
-        split,
-        output_dir,
-        swept=swept_values(cfg, sweep) if multirun else {},
-        job=hydra_cfg.job.get("num"),
-        fingerprint=fingerprint,
-        sweep=sweep,
-    )
+    swept = swept_values(cfg, sweep) if multirun else {}
+    try:
+        dataset = load_dataset(settings["data"])
+        split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
+    except Exception:  # the pre-flight check loaded it: recorded as a failed variant all the same
+        record = failed_before_training(settings, output_dir, swept, hydra_cfg.job.get("num"), fingerprint)
+    else:
+        workers = parallel_workers(hydra_cfg, sweep.get("total")) if multirun else None
+        devices.configure_threads(devices.job_threads(settings["trainer"]["threads"], workers))
+        devices.prepare_tensorflow()
+        record = train_variant(
+            settings, dataset, split, output_dir, swept, hydra_cfg.job.get("num"), fingerprint, sweep
+        )
     progress.finished(hydra_cfg.sweep.dir if multirun else None, progress.Finished.of(record, str(output_dir)))
     return objective(record)
+
+
+def failed_before_training(
+    settings: dict[str, Any], output_dir: Path, swept: dict[str, Any], job: int | None, fingerprint: str
+) -> dict[str, Any]:
+    """The record of a variant whose data could not be prepared (the exception being handled)."""
+    error = traceback.format_exc()
+    write_atomic(output_dir / ERROR_FILE, error)
+    record = summarize_history({}, settings["metric"])
+    record.update(
+        status="failed",
+        name=settings["name"],
+        label=settings["label"],
+        title=settings["title"],
+        metric=settings["metric"],
+        data=settings["data"]["name"],
+        seed=settings["trainer"]["seed"],
+        epochs=settings["trainer"]["epochs"],
+        seconds=0.0,
+        swept=swept,
+        job=job,
+        fingerprint=fingerprint,
+        error=error.strip().splitlines()[-1],
+    )
+    write_metrics(output_dir, record)
+    write_history(output_dir / HISTORY_FILE, {})
+    return record
 
 
 def parallel_workers(hydra_cfg, jobs: int | None) -> int | None:

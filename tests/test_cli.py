@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -136,6 +137,16 @@ BAD_INPUTS = [
     (["-m", "optimizer.learning_rate=0.01,-1"], "Invalid optimizer.learning_rate=-1"),
     (["-m", "optimizer=adamm"], "Unknown optimizer 'adamm'"),
     (["-m", "--cfg", "job", "experiment=dropout"], "--cfg and --info show one composed config and train nothing"),
+    (["optimizer=sgd", "optimizer.nesterov=maybe"], "Invalid optimizer.nesterov='maybe': it must be true or false"),
+    (["optimizer.momentum=-1"], "Invalid optimizer.momentum=-1: it must be in [0, 1)"),
+    (["optimizer=adam", "optimizer.beta_1=2"], "Invalid optimizer.beta_1=2: it must be in [0, 1)"),
+    (["optimizer.rho=abc"], "Invalid optimizer.rho='abc'"),
+    (["model.residual=true"], "a skip connection goes around a hidden layer whose input has its width, and [32, 64]"),
+    (["~model.l1"], "model.l1 is missing (removed with ~model.l1?), and runner reads it"),
+    (["optimizer=adam,sgd"], "optimizer=adam,sgd gives several values, which only a sweep runs: add -m"),
+    (["data.delimiter=;"], "quote a value with characters such as ; , [ ] or spaces, e.g. \"data.delimiter=';'\"."),
+    (["-m", "experiment=optimizer", "optimizer.momentum=0.9"], "optimizer.momentum is a setting of optimizer=rmsprop"),
+    (["-m", "experiment=normalization", "label=X-${optimizer.nope}"], "Interpolation key 'optimizer.nope' not found"),
 ]
 
 
@@ -156,6 +167,7 @@ CSV_CASES = {
     "text_feature": ("a,b,label\n1,hi,x\n2,3,y\n", "target=label", "non-numeric feature columns: b"),
     "missing": ("a,b,label\n1,,x\n2,3,y\n", "target=label", "missing values in columns: b (1)"),
     "one_class": ("a,b,label\n1,2,x\n2,3,x\n", "target=label", "has only one class"),
+    "infinite": ("a,b,label\n1,inf,x\n2,3,y\n", "target=label", "has infinite values (inf, -inf) in columns: b"),
 }
 
 
@@ -394,3 +406,28 @@ def test_a_run_folder_holds_its_results_and_no_empty_log(cli, tmp_path):
     names = {path.name for path in (tmp_path / "one").iterdir()}
     assert {"history.csv", "metrics.json", "config.yaml", "diagnostics.csv", "summary.csv"} <= names
     assert "runner.log" not in names
+
+
+def test_a_single_run_that_fails_says_why(cli, tmp_path):
+    done = cli("trainer.loss=no_such_loss", "trainer.epochs=1", "hydra.run.dir=one")
+    assert done.returncode == 1
+    line = next(line for line in done.stdout.splitlines() if line.startswith("Base (seed 42): failed"))
+    assert "ValueError: Could not interpret loss identifier: no_such_loss" in line
+    assert f"(traceback: {tmp_path / 'one'}/error.txt)" in line
+
+
+def test_a_sweep_whose_variants_all_diverge_draws_what_it_can(cli, tmp_path):
+    done = cli("-m", "optimizer=sgd", "optimizer.learning_rate=30,100", "model.weights_scale=2", "trainer.epochs=2",
+               "hydra.sweep.dir=sweep")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert set(pd.read_csv(tmp_path / "sweep" / "runs.csv")["status"]) == {"diverged"}
+    for name in ("summary.csv", "loss.png", "grad_norm_history.png", "gradient_norms.png"):
+        assert (tmp_path / "sweep" / name).stat().st_size > 0
+
+
+def test_commands_started_in_the_same_second_get_a_sweep_folder_each(tmp_path):
+    from runner.config import sweep_dir
+
+    folders = {sweep_dir(None, str(tmp_path / "results" / "optimizer"), "2026-01-01_00-00-00") for _ in range(3)}
+    assert sorted(Path(folder).name for folder in folders) == [
+        "2026-01-01_00-00-00", "2026-01-01_00-00-00-2", "2026-01-01_00-00-00-3"]  # fmt: skip

@@ -186,3 +186,15 @@ def test_plots_name_what_they_cannot_show(tmp_path, monkeypatch):
     profile = seen["profile.png"]
     assert profile["labels"] == ["relu"]
     assert "zero gradient norms, which a log scale cannot show (layers left out): zeros" in profile["notes"]
+
+
+def test_ties_on_the_metric_go_to_the_lower_validation_loss(tmp_path):
+    sweep = tmp_path / "sweep"
+    for job, (name, loss) in enumerate((("first", 0.9), ("second", 0.4))):
+        fake_run(sweep, name, name, 0, [0.8, 0.8], job=job)
+        history = pd.read_csv(sweep / name / "history.csv")
+        history["val_loss"] = [1.0, loss]
+        history.to_csv(sweep / name / "history.csv", index=False)
+        record = json.loads((sweep / name / "metrics.json").read_text())
+        (sweep / name / "metrics.json").write_text(json.dumps({**record, "final_val_loss": loss}))
+    assert list(summarize_sweep(sweep).summary["variant"]) == ["second", "first"]

@@ -206,3 +206,12 @@ def test_jobs_are_composed_exactly_as_hydra_composes_them(experiments, extra):
         len(EXPERIMENTS[name][1].split(",")) if name in EXPERIMENTS else len(sweep_variants(DEEP_EXPERIMENTS[name][0]))
         for name in experiments
     )
+
+
+def test_a_value_given_twice_runs_once():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from runner.composition import grid_jobs
+
+    overrides = OverridesParser.create().parse_overrides(["trainer.seed=0,0,1", "optimizer=adam"])
+    assert grid_jobs(overrides) == [["trainer.seed=0", "optimizer=adam"], ["trainer.seed=1", "optimizer=adam"]]

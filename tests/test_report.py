@@ -249,3 +249,15 @@ def test_each_section_shows_the_sweep_with_the_notes_settings_and_its_exact_comm
     intro = re.search(r'<p class="muted">(.*?)</p>', page).group(1)
     assert "1 experiments with the notes&#39; settings, 9 runs (seeds 0, 1, 2)" in intro
     assert "not used by the claims, as run with other settings: learning_rate, momentum" in intro
+
+
+def test_the_command_shown_sweeps_the_seeds_the_table_holds_and_unfinished_variants_are_flagged(tmp_path):
+    """A resume with fewer seeds rewrites multirun.yaml; the table still holds every seed on disk."""
+    sweep = tmp_path / "normalization" / "2026-01-01_00-00-00"
+    fake_sweep(sweep, "normalization", ["trainer.seed=0", "resume=latest"])
+    for seed in range(3):
+        fake_variant(sweep, {"model.normalization": "batch"}, "Normalization-batch", seed, [0.9])
+    fake_variant(sweep, {"model.normalization": "none"}, "Normalization-none", 0, [0.5])  # interrupted
+    text = build_report(tmp_path).read_text()
+    assert "Reproduce: <code>python -m runner -m experiment=normalization trainer.seed=0,1,2</code>" in text
+    assert '<td class="flag">completed, UNFINISHED 1 of 3 seeds</td>' in text

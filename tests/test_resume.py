@@ -67,6 +67,14 @@ def test_resume_continues_only_a_sweep_with_the_same_settings(tmp_path):
     assert len(pd.read_csv(sweep / "runs.csv")) == 12
 
 
+def test_resume_latest_takes_no_single_runs_folder(tmp_path):
+    single = run_cli("experiment=optimizer", "trainer.epochs=1", cwd=tmp_path)  # -m forgotten: one variant
+    assert single.returncode == 0 and "add -m to run the sweep" in single.stdout
+    done = run_cli("-m", "experiment=optimizer", "trainer.epochs=1", "resume=latest", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "resume=latest: no earlier sweep in results/optimizer/" in done.stderr
+
+
 def test_resume_latest_needs_an_earlier_sweep(tmp_path):
     done = run_cli("-m", "experiment=optimizer", "resume=latest", cwd=tmp_path)
     assert done.returncode == 2

@@ -49,6 +49,7 @@ class GridSweeper(Sweeper):
         from hydra.errors import HydraException
 
         from runner.composition import grid_jobs, sweep_overrides
+        from runner.processes import check_jobs
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         jobs = grid_jobs(sweep_overrides(self.config, self.hydra_context.config_loader))
@@ -61,4 +62,5 @@ class GridSweeper(Sweeper):
         returns = []
         for start in range(0, len(jobs), size):
             returns.append(self.launcher.launch(jobs[start : start + size], initial_job_idx=start))
+            check_jobs(str(sweep_dir), returns[-1])
         return returns

@@ -77,5 +77,5 @@ def main(argv: list[str] | None = None) -> int:
     except (ReportError, CompareError) as error:
         print(error, file=sys.stderr)
         return 2
-    print(f"Report: {page}\n        {page.with_name('report.md')}")
+    print(f"Report: {page}\n        {page.with_name('report.md')}\n        {page.with_name('claims.json')}")
     return 0

@@ -72,7 +72,8 @@ def read_sweep(folder: Path) -> Sweep | None:
     if not saved.is_file() or not find_runs(folder):
         return None
     config = OmegaConf.load(saved)
-    overrides = [str(override) for override in OmegaConf.select(config, "hydra.overrides.task", default=[])]
+    task = OmegaConf.select(config, "hydra.overrides.task", default=[])
+    overrides = [str(override) for override in OmegaConf.to_container(task, resolve=False)]
     sources = OmegaConf.select(config, "hydra.runtime.config_sources", default=[]) or []
     config_dirs = [str(source.path) for source in sources if source.provider == "command-line"]
     experiment = OmegaConf.select(config, "hydra.runtime.choices.experiment", default=None)
@@ -134,8 +135,26 @@ class Experiment:
         return self.sweep.folder
 
     @property
+    def command(self) -> str:
+        """The sweep's command, with the values of what it sweeps as its runs hold them (a resume
+        may have run fewer seeds than the runs on disk)."""
+        overrides = []
+        for override in self.sweep.overrides:
+            key = override.split("=", 1)[0]
+            values = dict.fromkeys(self.runs[key].dropna().map(_plain)) if key in self.runs else {}
+            if len(values) > 1:
+                override = f"{key}={','.join(values)}"
+            overrides.append(override)
+        return Sweep(self.folder, self.sweep.experiment, overrides, self.sweep.config_dirs, 0.0).command
+
+    @property
     def metric(self) -> str:
         return str(self.runs["metric"].iloc[0])
+
+
+def _plain(value) -> str:
+    """A value as it was written on the command line (a whole number without its ".0")."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def load_experiment(sweep: Sweep) -> Experiment:
@@ -208,7 +227,10 @@ def _majority_share(data: str) -> float | None:
 def variant_table(experiment: Experiment) -> pd.DataFrame:
     """One row per variant, in the sweep's ranking: accuracies as mean +- std over seeds, epochs
     to reach 90% of the best variant's best val_accuracy, and status."""
+    from runner.compare import summarize_runs
+
     runs = experiment.runs
+    seeds = int(runs.groupby("variant").size().max())
     rows = []
     for variant, group in runs.groupby("variant", sort=False):
         reached = group["epochs_to_target"].dropna()
@@ -224,13 +246,12 @@ def variant_table(experiment: Experiment) -> pd.DataFrame:
                 "best val_accuracy": mean_std(group["best_val_accuracy"]),
                 "final accuracy (train)": mean_std(group["final_accuracy"]),
                 "epochs to 90% of best": epochs,
-                "status": status_text(group["status"]),
-                "_rank": group[f"final_{experiment.metric}"].mean(),
+                "status": status_text(group["status"])
+                + (f", UNFINISHED {len(group)} of {seeds} seeds" if len(group) < seeds else ""),
             }
         )
-    table = pd.DataFrame(rows)
-    ascending = experiment.metric.endswith("loss")
-    return table.sort_values("_rank", ascending=ascending, na_position="last").drop(columns="_rank")
+    order = summarize_runs(runs, experiment.metric)["variant"]  # the sweep's own ranking, ties included
+    return pd.DataFrame(rows).set_index("variant").loc[list(order)].reset_index()
 
 
 def mean_std(values: pd.Series, digits: int = 3) -> str:
