@@ -1,6 +1,6 @@
 """runner against plain Keras, as whole processes, imports included, measured side by side.
 
-    python benchmarks/sweep_speed.py [--rounds 3] [--no-single]
+    python benchmarks/sweep_speed.py [--rounds 3] [--no-single | --only-single]
 
 Each round runs, in alternating order:
 - the notes' hand-written loop (benchmarks/reference_loop.py) over the 11 variants of the
@@ -93,10 +93,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-single", action="store_true", help="leave out the compute-bound single run")
+    parser.add_argument("--only-single", action="store_true", help="only the compute-bound single run")
     args = parser.parse_args()
     adopt_orphans()
     single = {"plain model.fit", "runner single run"}
-    cases = {name: case for name, case in CASES.items() if not (args.no_single and name in single)}
+    cases = {
+        name: case
+        for name, case in CASES.items()
+        if not (args.no_single and name in single) and not (args.only_single and name not in single)
+    }
     seconds: dict[str, list[float]] = {name: [] for name in cases}
     cpu: dict[str, list[float]] = {name: [] for name in cases}
     with tempfile.TemporaryDirectory() as scratch:
