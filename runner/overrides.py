@@ -5,6 +5,7 @@ experiments a `-m experiment=a,b` sweeps, looked up on Hydra's search path (runn
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -64,10 +65,15 @@ def group_options(group: str, arguments: Sequence[str] = (), paths: Sequence[str
 
 def group_keys(group: str, arguments: Sequence[str] = (), paths: Sequence[str] | None = None) -> list[str]:
     """Every key any option of a config group sets (model's, optimizer's, ...)."""
+    return _group_keys(group, tuple(search_path(arguments) if paths is None else paths))
+
+
+@functools.cache
+def _group_keys(group: str, paths: tuple[str, ...]) -> list[str]:
     from hydra.core.object_type import ObjectType
 
     keys: set[str] = set()
-    for source in _sources(arguments, paths):
+    for source in _sources((), paths):
         if source.is_group(group):
             for option in source.list(group, ObjectType.CONFIG):
                 loaded = source.load_config(f"{group}/{option}")
