@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +107,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     keep_composed(str(sweep_dir), composed)
     total = len(jobs) if jobs else None
     progress.start_sweep(str(sweep_dir), total)
-    facts = {"swept": swept, "total": total, "started": time.time(), **_start_tracker(config, sweep_dir)}
+    facts = {"swept": swept, "total": total, **_start_tracker(config, sweep_dir)}
     write_sweep_facts(sweep_dir, facts)
     return facts
 
