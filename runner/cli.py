@@ -104,6 +104,7 @@ def check_run(config: DictConfig) -> None:
 
     from runner.config import check_settings
     from runner.data import check_data
+    from runner.preflight import check_build, check_targets
 
     HydraConfig.instance().set_config(config)  # labels may read ${hydra:runtime.choices...}
     settings = check_settings(config)
@@ -117,7 +118,8 @@ def check_run(config: DictConfig) -> None:
             f"resume={settings['resume']} continues a sweep, and this command runs a single variant: add -m to the "
             f"sweep's command, e.g. `python -m runner -m experiment={experiment} resume={settings['resume']}`."
         )
-    check_data(settings)
+    check_targets(settings)
+    check_build(settings, check_data(settings))
 
 
 def release_workers() -> None:

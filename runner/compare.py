@@ -122,21 +122,26 @@ def load_diagnostics(folder: Path, runs: pd.DataFrame) -> pd.DataFrame:
     return _read_per_run(folder, runs, DIAGNOSTICS_FILE)
 
 
-def summarize_runs(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One row per variant: mean and std over its seeds, ranked by the sweep's metric."""
+def summarize_runs(runs: pd.DataFrame, metric: str, mode: str | None = None) -> pd.DataFrame:
+    """One row per variant: mean and std over its seeds, ranked by the sweep's objective (its
+    metric, higher or lower first as `mode` says: the runs' own where not given)."""
+    if mode is None:
+        mode = str(runs["mode"].dropna().iloc[0]) if "mode" in runs and runs["mode"].notna().any() else None
+    lower_first = mode == "min" if mode in ("max", "min") else metric.endswith("loss")
     swept = [key for key in dict.fromkeys(k for keys in runs["swept_keys"] for k in keys) if key != "trainer.seed"]
     grouped = runs.groupby("variant", sort=False)
     summary = grouped[swept].first() if swept else pd.DataFrame(index=grouped.size().index)
     summary["runs"] = grouped.size()
     summary["status"] = grouped["status"].agg(_status_text)
-    for column in (column for column in NUMERIC_COLUMNS if column in runs):
+    extra = [c for c in runs if c.startswith(("final_", "best_")) and c not in NUMERIC_COLUMNS]  # trainer.metrics'
+    for column in (column for column in [*NUMERIC_COLUMNS, "stopped_epoch", *extra] if column in runs):
         values = pd.to_numeric(runs[column], errors="coerce")
         summary[f"{column}_mean"] = values.groupby(runs["variant"], sort=False).mean()
         summary[f"{column}_std"] = values.groupby(runs["variant"], sort=False).std()
     # Ties on the metric go to the lower final validation loss (to the higher accuracy, ranking by a loss).
-    tiebreak = "final_val_accuracy" if metric.endswith("loss") else "final_val_loss"
+    tiebreak = "final_val_accuracy" if lower_first else "final_val_loss"
     keys = [column for column in (f"final_{metric}_mean", f"{tiebreak}_mean") if column in summary]
-    ascending = [metric.endswith("loss"), not metric.endswith("loss")][: len(keys)]
+    ascending = [lower_first, not lower_first][: len(keys)]
     summary = summary.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
     summary = summary.reset_index()
     summary.insert(0, "rank", range(1, len(summary) + 1))
@@ -185,9 +190,11 @@ def draw_plots(
         diagnostics = load_diagnostics(folder, runs)
         return [] if diagnostics.empty else plot_diagnostics(diagnostics, runs, title, folder)
     histories = load_histories(folder, runs) if histories is None else histories
+    logged = [metric for metric in dict.fromkeys(histories["metric"]) if metric not in PLOTTED_METRICS]
+    labels = {**PLOTTED_METRICS, **{metric: metric.replace("val_", "validation ") for metric in logged}}
     return [
         plot_metric(histories, runs, metric, f"{title}: {label}", folder / f"{metric}.png")
-        for metric, label in PLOTTED_METRICS.items()
+        for metric, label in labels.items()
         if (histories["metric"] == metric).any()
     ]
 

@@ -84,6 +84,15 @@ def sweep_dir(resume: str | None, experiment_dir: str, stamp: str) -> str:
     return str(resume)
 
 
+def objective_mode(metric: str, mode: str = "auto") -> str:
+    """max or min: `mode` where it says, else min for a loss or an error and max for the rest."""
+    if mode in ("max", "min"):
+        return mode
+    base = str(metric).removeprefix("val_")
+    return "min" if base.endswith(("loss", "error", "crossentropy")) else "max"
+
+
+OmegaConf.register_new_resolver("objective_mode", objective_mode, replace=True)
 OmegaConf.register_new_resolver("variant_dir", variant_dir, replace=True)
 OmegaConf.register_new_resolver("sweep_dir", sweep_dir, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("initializer_label", initializer_label, replace=True)
@@ -228,16 +237,65 @@ class _Checker:
         raise ConfigError(f"Unknown setting {group}.{key}: {owner} has no {key}. {hint}")
 
 
+BUILT_IN_MODEL = "runner.model.mlp"
+
+
+def is_target(value: Any) -> bool:
+    """A config node that names what to build (`_target_`)."""
+    return isinstance(value, dict) and "_target_" in value
+
+
 def validate(settings: dict[str, Any], names: dict[str, str] | None = None, example: str | None = None) -> None:
     """Check every knob of a resolved config; raise ConfigError naming the key and the fix. A
-    caller with names of its own gives them in `names` and how a value is set in `example`."""
+    caller with names of its own gives them in `names` and how a value is set in `example`.
+    What a user's own `_target_` takes is checked where it is imported (runner.preflight)."""
     check = _Checker(settings, names, example)
     trainer, model, optimizer, data = (settings[group] for group in ("trainer", "model", "optimizer", "data"))
     check.known_keys("trainer", set(group_option("trainer", "default")), "the trainer")
-    check.known_keys("model", set(group_option("model", "base")), "the network")
     check.present("trainer", group_option("trainer", "default"))
-    check.present("model", group_option("model", "base"))
+    _check_trainer(check, trainer)
+    for group in ("model", "optimizer", "data"):
+        target = settings[group].get("_target_")
+        if target in (None, "", "???"):
+            option = f"{group}=custom"
+            raise ConfigError(
+                f"{group}._target_ is not set: {option} builds what you name there. Give your function, e.g. "
+                f"`{group}._target_={_TARGET_EXAMPLES[group]}`."
+            )
+    if model["_target_"] == BUILT_IN_MODEL:
+        _check_network(check, model)
+    _check_optimizer(check, optimizer)
+    telemetry = settings.get("telemetry")
+    if telemetry is not None:
+        check.boolean("telemetry.gradients")
+        check.boolean("telemetry.activations")
+        check.integer("telemetry.probe_size", 1)
+    _check_data(check, data)
+    if "objective" in settings:
+        _check_objective(settings)
+    callbacks = settings.get("callbacks") or {}
+    if not isinstance(callbacks, dict):
+        raise ConfigError(
+            f"Invalid callbacks={callbacks!r}: give presets, e.g. 'callbacks=[early_stopping,checkpoint]', or a "
+            "callback node, e.g. +callbacks.log._target_=keras.callbacks.CSVLogger."
+        )
+    for key, node in callbacks.items():
+        if node is not None and not is_target(node):
+            raise ConfigError(
+                f"Invalid callbacks.{key}={node!r}: a callback is a node with _target_, e.g. "
+                f"+callbacks.{key}._target_=keras.callbacks.CSVLogger (or one of the presets: "
+                f"{', '.join(group_options('callbacks'))})."
+            )
 
+
+_TARGET_EXAMPLES = {
+    "model": "my_models.small_cnn",
+    "optimizer": "keras.optimizers.Lion",
+    "data": "my_data.load",
+}
+
+
+def _check_trainer(check: _Checker, trainer: dict[str, Any]) -> None:
     check.integer("trainer.epochs", 1)
     check.integer("trainer.batch_size", 1)
     check.fraction("trainer.validation_split", low_open=True, example=0.2)
@@ -253,7 +311,44 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None, exam
             "runner's summaries, plots and report read accuracy, which it leaves out",
             f"Keep accuracy first, e.g. {check.example('trainer.metrics', ['accuracy', *(metrics or [])][:2])}.",
         )
+    for metric in metrics:
+        if not isinstance(metric, str) and not is_target(metric) and not check.names:
+            check.fail(
+                "trainer.metrics",
+                f"{metric!r} is neither a metric's name nor a node with _target_",
+                "Give names, e.g. 'trainer.metrics=[accuracy,auc]', or {_target_: keras.metrics.AUC, curve: PR}.",
+            )
+    loss = trainer["loss"]
+    if not (isinstance(loss, str) and loss) and not is_target(loss) and not check.names:
+        check.fail(
+            "trainer.loss",
+            "give a Keras loss by name or a node with _target_",
+            "Set e.g. trainer.loss=categorical_crossentropy.",
+        )
+    weights = trainer.get("class_weight")
+    if (
+        weights is not None
+        and weights != "balanced"
+        and not (
+            isinstance(weights, dict)
+            and weights
+            and all(_is_number(value) and value >= 0 for value in weights.values())
+        )
+    ):
+        check.fail(
+            "trainer.class_weight",
+            "give null, balanced, or a weight >= 0 per class index",
+            "Set e.g. trainer.class_weight=balanced or 'trainer.class_weight={0:1.0,1:5.0}'.",
+        )
+    if "save_model" in trainer:
+        check.boolean("trainer.save_model")
 
+
+def _check_network(check: _Checker, model: dict[str, Any]) -> None:
+    """The notes' network: the settings runner.model.mlp takes, each valid."""
+    names = check.names
+    check.known_keys("model", set(group_option("model", "base")), "the network")
+    check.present("model", group_option("model", "base"))
     if model.get("depth") is None:
         nodes = model["hidden_nodes"]
         if not (_is_int(nodes) and nodes >= 1) and not (
@@ -297,12 +392,22 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None, exam
             f"Give equal widths, e.g. {check.example('model.hidden_nodes', [32, 32, 32])}.",
         )
 
-    check.choice("optimizer.name", group_options("optimizer"))
-    own, name = set(group_option("optimizer", optimizer["name"])), optimizer["name"]
+
+def _check_optimizer(check: _Checker, optimizer: dict[str, Any]) -> None:
+    """A preset's hyperparameters, each in range; another target's are checked against its signature."""
+    name = optimizer.get("name")
+    preset = name in group_options("optimizer") and name != "custom"
+    if not preset or optimizer["_target_"] != group_option("optimizer", name)["_target_"]:
+        rate = optimizer.get("learning_rate")
+        if rate is not None and not is_target(rate):
+            check.positive("optimizer.learning_rate")
+        return
+    own = set(group_option("optimizer", name))
     renamed = [
         option
         for option in group_options("optimizer")
-        if set(optimizer) - {"name"} == set(group_option("optimizer", option)) - {"name"}
+        if option != "custom"
+        and set(optimizer) - {"name", "_target_"} == set(group_option("optimizer", option)) - {"name", "_target_"}
     ]
     if set(optimizer) - own and renamed and "optimizer.name" not in check.names:
         raise ConfigError(
@@ -312,7 +417,8 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None, exam
         )
     check.known_keys("optimizer", own, name)
     check.present("optimizer", group_option("optimizer", name))
-    check.positive("optimizer.learning_rate")
+    if not is_target(optimizer["learning_rate"]):
+        check.positive("optimizer.learning_rate")
     for key in set(optimizer) & {"nesterov", "amsgrad"}:
         check.boolean(f"optimizer.{key}")
     for key in set(optimizer) & {"momentum", "beta_1", "beta_2", "rho"}:
@@ -334,33 +440,63 @@ def validate(settings: dict[str, Any], names: dict[str, str] | None = None, exam
             "Set the others to null.",
         )
 
-    telemetry = settings.get("telemetry")
-    if telemetry is not None:
-        check.boolean("telemetry.gradients")
-        check.boolean("telemetry.activations")
-        check.integer("telemetry.probe_size", 1)
 
-    check.choice("data.name", group_options("data"))
-    check.known_keys("data", set(group_option("data", data["name"])), f"data={data['name']}")
-    check.present("data", group_option("data", data["name"]))
-    if data["name"] == "csv":
+def _check_data(check: _Checker, data: dict[str, Any]) -> None:
+    """One of runner's own data sets: its settings; a user's loader: checked when it is called."""
+    standardize = data.get("standardize", "auto")
+    if standardize not in ("auto", True, False):
+        check.fail("data.standardize", "it must be auto, true or false", "Set e.g. data.standardize=auto.")
+    name = data.get("name")
+    if name not in group_options("data") or name == "custom":
+        return
+    option = group_option("data", name)
+    if data["_target_"] != option["_target_"]:
+        return
+    check.known_keys("data", set(option), f"data={name}")
+    check.present("data", option)
+    if name == "csv":
         for key in ("path", "target"):
             if data.get(key) in (None, "", "???"):
                 raise ConfigError(
                     f"data=csv needs data.{key}: give your file and its label column, e.g. "
                     "`python -m runner data=csv data.path=my.csv data.target=label`."
                 )
-    if data["name"] == "synthetic":
+    if name == "synthetic":
         check.integer("data.n_classes", 2)
         check.integer("data.n_samples", 2)
         check.integer("data.n_features", 1)
         check.integer("data.n_informative", 1)
 
 
-def check_metric(metric: str) -> None:
-    metrics = choices()["ranking_metrics"]
-    if metric not in metrics:
-        raise ConfigError(f"Invalid metric={metric!r}: not a logged metric. Choose one of: {', '.join(metrics)}.")
+DEFAULT_LOGGED = {"loss", "accuracy"}
+
+
+def _check_objective(settings: dict[str, Any]) -> None:
+    objective = settings["objective"]
+    if not isinstance(objective, dict) or not isinstance(objective.get("metric"), str):
+        raise ConfigError(
+            f"Invalid objective={objective!r}: give the metric to rank by, e.g. objective.metric=val_accuracy."
+        )
+    if objective.get("mode", "auto") not in ("auto", "max", "min"):
+        raise ConfigError(
+            f"Invalid objective.mode={objective.get('mode')!r}: it must be max, min or auto (min for a loss). "
+            "Set e.g. objective.mode=max."
+        )
+    metrics = settings["trainer"]["metrics"]
+    if all(metric == "accuracy" for metric in metrics):  # other names are Keras' to resolve (runner.preflight)
+        check_logged(objective["metric"], DEFAULT_LOGGED)
+
+
+def check_logged(metric: str, logged: set[str]) -> None:
+    """`metric` is one the training logs (each of `logged`, also with val_)."""
+    names = sorted(logged | {f"val_{name}" for name in logged})
+    if metric not in names:
+        close = difflib.get_close_matches(metric, names, n=1)
+        hint = f"Did you mean objective.metric={close[0]}? " if close else ""
+        raise ConfigError(
+            f"Invalid objective.metric={metric!r}: training logs no such metric. {hint}Choose one of: "
+            f"{', '.join(names)} (add a metric to trainer.metrics to log it, e.g. 'trainer.metrics=[accuracy,auc]')."
+        )
 
 
 def settings_of(cfg: DictConfig) -> dict[str, Any]:
@@ -379,7 +515,6 @@ def check_settings(cfg: DictConfig) -> dict[str, Any]:
     """Resolve and validate a composed config (the data set is checked when it is loaded)."""
     settings = settings_of(cfg)
     validate(settings)
-    check_metric(settings["metric"])
     check_logger(settings.get("logger"))
     return settings
 

@@ -13,27 +13,27 @@ import numpy as np
 
 from runner.config import ConfigError
 
-BUNDLED = {
-    "iris": "load_iris",
-    "wine": "load_wine",
-    "breast_cancer": "load_breast_cancer",
-    "digits": "load_digits",
-}
-
 
 class DataError(ConfigError):
     """The data set can't be used as given; the message says how to fix it."""
 
 
+# Keys of a `data` node that are runner's, not arguments of its `_target_`.
+OWN_KEYS = ("_target_", "name", "standardize")
+
+
 @dataclass
 class Dataset:
-    """Features (float32), integer class labels and the names of both."""
+    """Features (float32, any shape per sample), integer class labels and the names of both;
+    `validation` holds the loader's own validation part, where it gave one."""
 
     name: str
     features: np.ndarray
     labels: np.ndarray
     class_names: list[str]
     feature_names: list[str]
+    validation: tuple[np.ndarray, np.ndarray] | None = None
+    standardize: bool | str = "auto"
 
     @property
     def n_classes(self) -> int:
@@ -42,7 +42,7 @@ class Dataset:
 
 @dataclass
 class Split:
-    """A stratified train/validation split, standardized on the training part only."""
+    """A train/validation split, standardized on the training part only where that makes sense."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -51,38 +51,144 @@ class Split:
 
 
 def load_dataset(data: dict[str, Any]) -> Dataset:
-    """Load the data set a `data` config node describes."""
-    name = data["name"]
-    if name in BUNDLED:
-        import sklearn.datasets
+    """Load the data set a `data` node describes: its `_target_` called with its other keys."""
+    if "_target_" not in data:  # {"name": "iris"}: one of runner's own, as older records give it
+        from runner.config import group_option
 
-        bunch = getattr(sklearn.datasets, BUNDLED[name])()
-        return Dataset(
-            name=name,
-            features=bunch.data.astype("float32"),
-            labels=bunch.target.astype("int64"),
-            class_names=[str(c) for c in bunch.target_names],
-            feature_names=[str(f) for f in bunch.feature_names],
+        data = {**group_option("data", str(data.get("name"))), **data}
+    target = data["_target_"]
+    arguments = {key: value for key, value in data.items() if key not in OWN_KEYS}
+    name = str(data.get("name") or str(target).rsplit(".", 1)[-1])
+    try:
+        from hydra.utils import instantiate
+
+        loaded = instantiate({"_target_": target}, _convert_="all", **arguments)
+    except DataError:
+        raise
+    except Exception as error:
+        cause = _root_cause(error)
+        raise DataError(
+            f"data._target_={target} failed: {type(cause).__name__}: {cause}. Fix the loader or its arguments "
+            f"({', '.join(f'data.{key}' for key in arguments) or 'none given'})."
+        ) from None
+    dataset = as_dataset(loaded, name, str(target))
+    dataset.standardize = data.get("standardize", "auto")
+    return dataset
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The error behind Hydra's instantiate wrapper (the loader's own)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def as_dataset(loaded: Any, name: str, target: str) -> Dataset:
+    """A loader's result as a Dataset: a Dataset, a scikit-learn Bunch (data, target), a pair
+    (x, y), or {"train": (x, y), "validation": (x, y)}; labels integers or text."""
+    if isinstance(loaded, Dataset):
+        return loaded
+    validation = None
+    if isinstance(loaded, dict) and {"train", "validation"} <= set(loaded):
+        (x, y), validation = _pair(loaded["train"], target, "train"), _pair(loaded["validation"], target, "validation")
+    elif hasattr(loaded, "data") and hasattr(loaded, "target"):
+        x, y = loaded.data, loaded.target
+    else:
+        x, y = _pair(loaded, target, None)
+    parts = {"": (x, y)} if validation is None else {" train": (x, y), " validation": validation}
+    arrays = {part: _arrays(features, labels, target, part) for part, (features, labels) in parts.items()}
+    shapes = {features.shape[1:] for features, _ in arrays.values()}
+    if len(shapes) > 1:
+        raise DataError(
+            f"data._target_={target}: the train and validation features differ in shape "
+            f"({', '.join(map(str, shapes))}). "
+            "Return both parts with the same shape per sample."
         )
-    if name == "synthetic":
-        return _make_synthetic(data)
-    if name == "csv":
-        return _read_csv(data)
-    raise DataError(f"Unknown data set {name!r}. Choose one of: {', '.join([*BUNDLED, 'synthetic', 'csv'])}.")
+    all_labels = np.concatenate([labels for _, labels in arrays.values()])
+    class_values, codes = np.unique(all_labels, return_inverse=True)
+    if len(class_values) < 2:
+        raise DataError(
+            f"data._target_={target} returned one class only ({class_values[0]!r}). "
+            "A classifier needs at least two classes: check the labels it returns."
+        )
+    names = getattr(loaded, "target_names", None)
+    if names is not None and len(names) == len(class_values) and np.issubdtype(class_values.dtype, np.integer):
+        class_names = [str(names[int(value)]) for value in class_values]
+    else:
+        class_names = [str(value) for value in class_values]
+    features = [features for features, _ in arrays.values()]
+    sizes = [len(f) for f in features]
+    feature_names = getattr(loaded, "feature_names", None)
+    if feature_names is None or len(feature_names) != int(np.prod(features[0].shape[1:])):
+        feature_names = [f"x{i}" for i in range(int(np.prod(features[0].shape[1:])))]
+    return Dataset(
+        name=name,
+        features=features[0],
+        labels=codes[: sizes[0]].astype("int64"),
+        class_names=class_names,
+        feature_names=[str(f) for f in feature_names],
+        validation=None if validation is None else (features[1], codes[sizes[0] :].astype("int64")),
+    )
 
 
-def _make_synthetic(data: dict[str, Any]) -> Dataset:
+def _pair(value: Any, target: str, part: str | None) -> tuple[Any, Any]:
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return value[0], value[1]
+    what = f"its {part!r} part" if part else "it"
+    raise DataError(
+        f"data._target_={target}: {what} is a {type(value).__name__}, not a pair (x, y). Return (x, y), or "
+        "{'train': (x_train, y_train), 'validation': (x_val, y_val)}."
+    )
+
+
+def _arrays(x: Any, y: Any, target: str, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features as float32 and labels as a 1-D array, checked: lengths, emptiness, finiteness."""
+    where = f"data._target_={target}{part}"
+    try:
+        features = np.asarray(x, dtype="float32")
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{where}: the features are not numbers ({error}). Return numeric arrays.") from None
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    elif labels.ndim == 2:  # one-hot
+        labels = labels.argmax(axis=1)
+    if features.ndim < 2 or labels.ndim != 1:
+        raise DataError(
+            f"{where}: features of shape {features.shape} and labels of shape {labels.shape}; give features with "
+            "one row per sample (n, ...) and one label per sample (n,)."
+        )
+    if len(features) != len(labels):
+        raise DataError(
+            f"{where}: {len(features)} samples of features but {len(labels)} labels. Return as many labels as samples."
+        )
+    if len(features) == 0:
+        raise DataError(f"{where}: the data set is empty. Return at least a few samples per class.")
+    if not np.isfinite(features).all():
+        bad = int((~np.isfinite(features)).reshape(len(features), -1).any(axis=1).sum())
+        raise DataError(f"{where}: {bad} samples have NaN or infinite features. Fill them in or drop those samples.")
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise DataError(f"{where}: some labels are NaN or infinite. Give every sample a class.")
+    if labels.dtype.kind in "OUS":
+        labels = np.char.strip(labels.astype(str))
+    return features, labels
+
+
+def synthetic(
+    n_samples: int, n_features: int, n_informative: int, n_classes: int, class_sep: float, seed: int
+) -> Dataset:
+    """A generated classification problem (sklearn.datasets.make_classification, no redundant features)."""
     from sklearn.datasets import make_classification
 
     try:
         features, labels = make_classification(
-            n_samples=data["n_samples"],
-            n_features=data["n_features"],
-            n_informative=data["n_informative"],
+            n_samples=n_samples,
+            n_features=n_features,
+            n_informative=n_informative,
             n_redundant=0,
-            n_classes=data["n_classes"],
-            class_sep=data["class_sep"],
-            random_state=data["seed"],
+            n_classes=n_classes,
+            class_sep=class_sep,
+            random_state=seed,
         )
     except ValueError as error:
         raise DataError(
@@ -93,23 +199,24 @@ def _make_synthetic(data: dict[str, Any]) -> Dataset:
         name="synthetic",
         features=features.astype("float32"),
         labels=labels.astype("int64"),
-        class_names=[str(c) for c in range(data["n_classes"])],
-        feature_names=[f"x{i}" for i in range(data["n_features"])],
+        class_names=[str(c) for c in range(n_classes)],
+        feature_names=[f"x{i}" for i in range(n_features)],
     )
 
 
-def _read_csv(data: dict[str, Any]) -> Dataset:
+def read_csv(path: str, target: str, delimiter: str = ",") -> Dataset:
+    """The user's table: every column but `target` numeric; text labels are encoded."""
     import pandas as pd
 
-    path = Path(str(data["path"])).expanduser()
+    given, path = path, Path(str(path)).expanduser()
     if not path.is_file():
         raise DataError(
-            f"data.path={str(data['path'])!r}: no such file ({path.resolve()}). "
+            f"data.path={str(given)!r}: no such file ({path.resolve()}). "
             f"Give the path of your CSV file relative to the current directory ({Path.cwd()}) or an absolute path."
         )
     try:
         # utf-8-sig drops a byte-order mark; pandas reads CRLF line endings as they are.
-        frame = pd.read_csv(path, sep=data.get("delimiter", ","), encoding="utf-8-sig")
+        frame = pd.read_csv(path, sep=delimiter, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(
             f"data.path={str(path)!r} can't be read as CSV: {error}. "
@@ -117,7 +224,7 @@ def _read_csv(data: dict[str, Any]) -> Dataset:
         ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
 
-    target = str(data["target"])
+    target = str(target)
     if target not in frame.columns:
         raise DataError(
             f"data.target={target!r}: no such column in {path.name}. Its columns are: {', '.join(frame.columns)}. "
@@ -171,17 +278,29 @@ def _read_csv(data: dict[str, Any]) -> Dataset:
 
 
 def split_dataset(dataset: Dataset, validation_split: float, seed: int) -> Split:
-    """Stratified train/validation split; standardization is fitted on the training split only."""
+    """The loader's own validation part, or a stratified split; standardization fitted on the
+    training part, where `standardize` asks for it (auto: tabular features only)."""
+    if dataset.validation is not None:
+        (x_train, y_train), (x_val, y_val) = (dataset.features, dataset.labels), dataset.validation
+    else:
+        x_train, x_val, y_train, y_val = stratified_split(dataset.features, dataset.labels, validation_split, seed)
+    if not should_standardize(dataset):
+        return Split(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
     from sklearn.preprocessing import StandardScaler
 
-    x_train, x_val, y_train, y_val = stratified_split(dataset.features, dataset.labels, validation_split, seed)
-    scaler = StandardScaler().fit(x_train)
-    return Split(
-        x_train=scaler.transform(x_train).astype("float32"),
-        y_train=y_train,
-        x_val=scaler.transform(x_val).astype("float32"),
-        y_val=y_val,
-    )
+    scaler = StandardScaler().fit(x_train.reshape(len(x_train), -1))
+
+    def scaled(x: np.ndarray) -> np.ndarray:
+        return scaler.transform(x.reshape(len(x), -1)).reshape(x.shape).astype("float32")
+
+    return Split(x_train=scaled(x_train), y_train=y_train, x_val=scaled(x_val), y_val=y_val)
+
+
+def should_standardize(dataset: Dataset) -> bool:
+    """data.standardize: true, false, or auto (features that are a table: one row per sample)."""
+    if dataset.standardize == "auto":
+        return dataset.features.ndim == 2
+    return bool(dataset.standardize)
 
 
 def stratified_split(features: np.ndarray, labels: np.ndarray, validation_split: float, seed: int):
@@ -204,11 +323,13 @@ def stratified_split(features: np.ndarray, labels: np.ndarray, validation_split:
     return train_test_split(features, labels, test_size=validation_split, stratify=labels, random_state=seed)
 
 
-def check_data(settings: dict[str, Any]) -> None:
+def check_data(settings: dict[str, Any]) -> Dataset:
     """Load a variant's data set and make its split, to fail before any training where they can't be."""
     trainer = settings["trainer"]
     dataset = load_dataset(settings["data"])
-    stratified_split(dataset.features, dataset.labels, trainer["validation_split"], trainer["seed"])
+    if dataset.validation is None:
+        stratified_split(dataset.features, dataset.labels, trainer["validation_split"], trainer["seed"])
+    return dataset
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:

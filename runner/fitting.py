@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from runner.data import Split, one_hot
 from runner.model import build_model, build_optimizer
+from runner.objects import build_callbacks, build_loss, build_metrics, sparse_labels
 
 # This process's last few compiled models, by what their traced steps depend on (the network,
 # the optimizer but its learning rate, loss and metrics), the most recently used last.
@@ -37,48 +38,74 @@ def fit_model(
     of the caller's own (the course API's history.model)."""
     trainer = settings["trainer"]
     gradients = telemetry is not None and telemetry.gradients
-    model = compiled_model(settings, split.x_train.shape[1], n_classes, name, gradients, reuse=reuse)
+    model = compiled_model(settings, split.x_train.shape[1:], n_classes, name, gradients, reuse=reuse)
     history = history if history is not None else keras.callbacks.History()
-    train, validation = input_pipeline(split, n_classes, trainer["batch_size"], trainer["seed"])
+    sparse = sparse_labels(trainer["loss"])
+    train, validation = input_pipeline(split, n_classes, trainer["batch_size"], trainer["seed"], sparse)
     model.fit(
         train,
         validation_data=validation,
         epochs=trainer["epochs"],
         shuffle=False,  # the pipeline reshuffles every epoch
         verbose=trainer["verbose"],
+        class_weight=class_weights(trainer.get("class_weight"), split.y_train, n_classes),
         callbacks=[
             history,
             keras.callbacks.TerminateOnNaN(),
             *([telemetry] if telemetry is not None else []),
+            *build_callbacks(settings.get("callbacks")),
             *(callbacks or []),
         ],
     )
     return history
 
 
+def class_weights(setting: Any, labels: np.ndarray, n_classes: int) -> dict[int, float] | None:
+    """fit's class_weight: none, `balanced` (n / (classes x count) on the training split, as
+    scikit-learn computes it), or the user's {class index: weight} with 1.0 for the others."""
+    if setting is None:
+        return None
+    if setting == "balanced":
+        counts = np.bincount(labels, minlength=n_classes)
+        return {index: float(len(labels) / (n_classes * count)) for index, count in enumerate(counts) if count}
+    return {index: float(setting.get(index, setting.get(str(index), 1.0))) for index in range(n_classes)}
+
+
 def compiled_model(
-    settings: dict[str, Any], n_features: int, n_classes: int, name: str | None, gradients: bool, reuse: bool = True
+    settings: dict[str, Any],
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    name: str | None,
+    gradients: bool,
+    reuse: bool = True,
 ) -> keras.Model:
     """A compiled model in the state a fresh build with this seed has: where only the seed or the
     learning rate differ from a model this process kept, that model, with a fresh build's
     variables and optimizer variables assigned, so that its traced steps serve again."""
     trainer = settings["trainer"]
-    optimizer_settings = {key: value for key, value in settings["optimizer"].items() if key != "learning_rate"}
+    input_shape = tuple(int(size) for size in input_shape)
+    optimizer_settings = dict(settings["optimizer"])
+    if isinstance(optimizer_settings.get("learning_rate"), (int, float)):  # a schedule is traced into the step
+        del optimizer_settings["learning_rate"]
     signature = json.dumps(
-        [settings["model"], optimizer_settings, trainer["loss"], trainer["metrics"], n_features, n_classes, gradients],
+        [
+            settings["model"], optimizer_settings, trainer["loss"], trainer["metrics"], input_shape, n_classes,
+            gradients, trainer.get("class_weight") is not None,
+        ],
         sort_keys=True,
         default=str,
-    )
+    )  # fmt: skip
     kept = _kept.pop(signature, None) if reuse else None
     if kept is None:
         _clear_session()
     keras.utils.set_random_seed(trainer["seed"])
     tf.config.experimental.enable_op_determinism()
-    model = build_model(settings["model"], n_features, n_classes, name=name, telemetry=gradients)
+    model = build_model(settings["model"], input_shape, n_classes, name=name, telemetry=gradients)
     optimizer = build_optimizer(settings["optimizer"])
     if kept is None:
-        model.compile(optimizer=optimizer, loss=trainer["loss"], metrics=list(trainer["metrics"]))
-        build_state(model, n_features, n_classes)
+        loss = build_loss(trainer["loss"])
+        model.compile(optimizer=optimizer, loss=loss, metrics=build_metrics(trainer["metrics"]))
+        build_state(model, input_shape, n_classes, sparse_labels(trainer["loss"]))
     else:
         for target, source in zip(kept.variables, model.variables, strict=True):
             target.assign(source)  # weights and the seed generators' states
@@ -98,11 +125,11 @@ def forget_models() -> None:
     _kept.clear()
 
 
-def build_state(model: keras.Model, n_features: int, n_classes: int) -> None:
+def build_state(model: keras.Model, input_shape: tuple[int, ...], n_classes: int, sparse: bool = False) -> None:
     """Create the optimizer's, the loss's and the metrics' variables before fit, on one zero batch:
     TensorFlow traces a step that creates variables twice (tests/test_fitting.py counts)."""
-    x = np.zeros((1, n_features), "float32")
-    y = np.zeros((1, n_classes), "float32")
+    x = np.zeros((1, *input_shape), "float32")
+    y = np.zeros((1,), "int64") if sparse else np.zeros((1, n_classes), "float32")
     y_pred = model(x)
     model.compute_loss(x=x, y=y, y_pred=y_pred)
     model.compute_metrics(x, y, y_pred, sample_weight=None)
@@ -119,14 +146,21 @@ def _clear_session() -> None:
     keras.utils.clear_session(free_memory=collect)
 
 
-def input_pipeline(split: Split, n_classes: int, batch_size: int, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+def input_pipeline(
+    split: Split, n_classes: int, batch_size: int, seed: int, sparse: bool = False
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The training set reshuffled every epoch (as fit(shuffle=True) does with arrays), the
     validation set batched once and cached. Their batch dimension is unknown, so the last,
-    smaller batch reuses the traced step instead of tracing another."""
+    smaller batch reuses the traced step instead of tracing another. Labels are one-hot, or
+    class indexes for a sparse loss."""
+
+    def labels(values: np.ndarray) -> np.ndarray:
+        return values.astype("int64") if sparse else one_hot(values, n_classes)
+
     train = (
-        tf.data.Dataset.from_tensor_slices((split.x_train, one_hot(split.y_train, n_classes)))
+        tf.data.Dataset.from_tensor_slices((split.x_train, labels(split.y_train)))
         .shuffle(len(split.x_train), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
     )
-    validation = tf.data.Dataset.from_tensor_slices((split.x_val, one_hot(split.y_val, n_classes)))
+    validation = tf.data.Dataset.from_tensor_slices((split.x_val, labels(split.y_val)))
     return train, validation.batch(batch_size).cache()

@@ -1,4 +1,7 @@
-"""Config -> keras.Model and keras.optimizers.Optimizer."""
+"""Config -> keras.Model and keras.optimizers.Optimizer, through each node's `_target_`.
+
+The notes' network is one such target (`mlp`); a user's own builder is another.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from typing import Any
 import keras
 
 from runner.config import hidden_layer_sizes
+
+BUILT_IN = "runner.model.mlp"
 
 # The `weights_scale` knob names a different argument for each initializer.
 _SCALE_ARGUMENT = {
@@ -41,44 +46,58 @@ def build_regularizer(model: dict[str, Any]) -> keras.regularizers.Regularizer |
     return keras.regularizers.L1L2(l1=model["l1"], l2=model["l2"])
 
 
-def build_model(
-    model: dict[str, Any], n_features: int, n_classes: int, name: str | None = None, telemetry: bool = False
+def mlp(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    hidden_nodes: int | list[int] = (32, 64),
+    depth: int | None = None,
+    width: int = 32,
+    hidden_activation: str = "relu",
+    output_activation: str = "softmax",
+    weights_initializer: str = "random_normal",
+    weights_scale: float | None = None,
+    bias_initializer: str = "zeros",
+    residual: bool = False,
+    normalization: str = "none",
+    dropout_rate: float = 0.0,
+    regularizer: str = "none",
+    l1: float = 0.01,
+    l2: float = 0.01,
+    name: str | None = None,
 ) -> keras.Model:
     """The notes' network: Dense hidden layers with normalization and dropout between them.
 
-    A Sequential model as in the notes; a functional one when `residual` adds skip
-    connections (F(x) + x) around the hidden layers whose input has their width. With
-    `telemetry` the model's train_step records per-layer gradient statistics.
-    """
-    from runner import telemetry as recorder
-
-    inputs = keras.Input(shape=(n_features,))
+    A Sequential model as in the notes; a functional one when `residual` adds skip connections
+    (F(x) + x) around the hidden layers whose input has their width."""
+    settings = dict(locals())
+    inputs = keras.Input(shape=tuple(input_shape))
     blocks: list[list[keras.layers.Layer]] = []
-    for index, units in enumerate(hidden_layer_sizes(model)):
+    for index, units in enumerate(hidden_layer_sizes(settings)):
         block = []
         if index > 0:
-            if model["normalization"] == "batch":
+            if normalization == "batch":
                 block.append(keras.layers.BatchNormalization(name=f"batch_norm_{index}"))
-            elif model["normalization"] == "layer":
+            elif normalization == "layer":
                 block.append(keras.layers.LayerNormalization(name=f"layer_norm_{index}"))
-            if model["dropout_rate"] > 0:
-                block.append(keras.layers.Dropout(model["dropout_rate"], name=f"dropout_{index}"))
+            if dropout_rate > 0:
+                block.append(keras.layers.Dropout(dropout_rate, name=f"dropout_{index}"))
         block.append(
             keras.layers.Dense(
                 units,
-                activation=model["hidden_activation"],
-                kernel_initializer=build_initializer(model["weights_initializer"], model["weights_scale"]),
-                bias_initializer=build_initializer(model["bias_initializer"]),
-                kernel_regularizer=build_regularizer(model),
+                activation=hidden_activation,
+                kernel_initializer=build_initializer(weights_initializer, weights_scale),
+                bias_initializer=build_initializer(bias_initializer),
+                kernel_regularizer=build_regularizer(settings),
                 name=f"hidden_{index + 1}",
             )
         )
         blocks.append(block)
-    output = keras.layers.Dense(n_classes, activation=model["output_activation"], name="output")
+    output = keras.layers.Dense(n_classes, activation=output_activation, name="output")
 
-    if not model.get("residual"):
-        cls = recorder.TelemetrySequential if telemetry else keras.Sequential
-        return cls([inputs, *(layer for block in blocks for layer in block), output], name=_model_name(name))
+    if not residual:
+        return keras.Sequential(
+            [inputs, *(layer for block in blocks for layer in block), output], name=_model_name(name)
+        )
     hidden = inputs
     for index, block in enumerate(blocks):
         skip = hidden
@@ -86,8 +105,38 @@ def build_model(
             hidden = layer(hidden)
         if index > 0 and skip.shape[-1] == hidden.shape[-1]:
             hidden = keras.layers.Add(name=f"residual_{index + 1}")([skip, hidden])
-    cls = recorder.TelemetryModel if telemetry else keras.Model
-    return cls(inputs=inputs, outputs=output(hidden), name=_model_name(name))
+    return keras.Model(inputs=inputs, outputs=output(hidden), name=_model_name(name))
+
+
+def build_network(model: dict[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:
+    """The uncompiled network the `model` node's `_target_` builds for this input shape and these
+    classes; nested nodes with a `_target_` (a regularizer, say) are built first."""
+    from hydra.utils import instantiate
+
+    params = {key: value for key, value in model.items() if key != "_target_"}
+    return instantiate(
+        {"_target_": model["_target_"]}, input_shape=tuple(input_shape), n_classes=n_classes, _convert_="all", **params
+    )
+
+
+def build_model(
+    model: dict[str, Any],
+    n_features: int | tuple[int, ...],
+    n_classes: int,
+    name: str | None = None,
+    telemetry: bool = False,
+) -> keras.Model:
+    """The network of a `model` node, named `name` where it is the notes' own; with `telemetry`
+    wrapped so that its train step records per-layer gradient statistics."""
+    from runner import telemetry as recorder
+
+    input_shape = (n_features,) if isinstance(n_features, int) else tuple(n_features)
+    if model.get("_target_", BUILT_IN) == BUILT_IN:
+        params = {key: value for key, value in model.items() if key != "_target_"}
+        network = mlp(input_shape, n_classes, **params, name=name)
+    else:
+        network = build_network(model, input_shape, n_classes)
+    return recorder.recording(network, input_shape) if telemetry else network
 
 
 def _model_name(name: str | None) -> str | None:
@@ -97,12 +146,23 @@ def _model_name(name: str | None) -> str | None:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name).lstrip("_-") or "model"
 
 
+_FLOAT_HYPERPARAMETERS = {
+    "learning_rate", "momentum", "rho", "beta_1", "beta_2", "epsilon", "weight_decay", "initial_accumulator_value",
+    "clipnorm", "clipvalue", "global_clipnorm", "ema_momentum",
+}  # fmt: skip
+
+
 def build_optimizer(optimizer: dict[str, Any]) -> keras.optimizers.Optimizer:
-    """The Keras optimizer of that name, with every hyperparameter of its config node (nulls left
-    out). Whole numbers become floats: `optimizer.learning_rate=10` is a rate; Keras rejects ints."""
+    """The optimizer the node's `_target_` names, with every hyperparameter of the node (nulls left
+    out); a nested node (a learning-rate schedule) is built too. Whole numbers become floats:
+    `optimizer.learning_rate=10` is a rate; Keras rejects ints."""
+    from hydra.utils import instantiate
+
     options = {
-        key: float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        key: float(value)
+        if key in _FLOAT_HYPERPARAMETERS and isinstance(value, int) and not isinstance(value, bool)
+        else value
         for key, value in optimizer.items()
-        if key != "name" and value is not None
+        if key not in ("_target_", "name") and value is not None
     }
-    return keras.optimizers.get({"class_name": optimizer["name"], "config": options})
+    return instantiate({"_target_": optimizer["_target_"]}, _convert_="all", **options)

@@ -78,18 +78,31 @@ def _group_keys(group: str, paths: tuple[str, ...]) -> list[str]:
             for option in source.list(group, ObjectType.CONFIG):
                 loaded = source.load_config(f"{group}/{option}")
                 keys.update(str(key) for key in loaded.config)
+        if source.is_group("experiment"):  # an experiment's own model or data brings settings of its own
+            for option in source.list("experiment", ObjectType.CONFIG):
+                node = source.load_config(f"experiment/{option}").config.get(group)
+                if hasattr(node, "keys"):
+                    keys.update(str(key) for key in node.keys())
     return sorted(keys)
 
 
 def check_override_keys(arguments: Sequence[str], paths: Sequence[str] | None = None) -> None:
     """Catch a mistyped key such as `model.hiden_nodes=...` before Hydra, with the valid keys (on
     the command's search path, or on `paths`)."""
+    # A user's own builder or loader takes settings of its own (added with +, or by an experiment).
+    own = {
+        argument.split("=", 1)[0].split(".")[0]
+        for argument in arguments
+        if argument.split("=", 1)[0].endswith("._target_")
+        or argument.split("=", 1)[0] in GROUPS
+        and argument.split("=", 1)[1:] == ["custom"]
+    }
     for argument in arguments:
         if argument.startswith(("-", "+", "~")) or "=" not in argument:
             continue
         key = argument.split("=", 1)[0]
         group, _, name = key.partition(".")
-        if group not in GROUPS or not name:
+        if group not in GROUPS or not name or group in own:
             continue
         name = name.split(".", 1)[0]
         valid = group_keys(group, arguments, paths)
@@ -207,6 +220,8 @@ def composition_error(error: Exception, overrides: Sequence[str], paths: Sequenc
             )
         close = difflib.get_close_matches(name, group_keys(group, paths=paths), n=1) if group in GROUPS else []
         hint = f" Did you mean {group}.{close[0]}?" if close else ""
+        if group in ("model", "data", "optimizer"):
+            hint += f" A new argument of your own {group}._target_ is added with a +: +{key}={value}."
         return f"Unknown config key {key!r} in {key}={value}: no config sets it.{hint}"
     return message.split("\n")[0]
 

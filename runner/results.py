@@ -16,6 +16,7 @@ METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.yaml"
 DIAGNOSTICS_FILE = "diagnostics.csv"
 ERROR_FILE = "error.txt"
+MODEL_FILE = "model.keras"  # the trained network, with trainer.save_model
 SWEEP_FILE = ".sweep.json"  # a sweep's shared facts, written by its pre-flight check
 
 # Statuses of a variant; the first two are results, and a resumed sweep skips them.
@@ -71,7 +72,7 @@ def write_history(path: Path, epochs: dict[str, list[float]]) -> None:
 
 
 # Knobs that change how a run is shown or logged, not what it computes.
-NOT_FINGERPRINTED = {"label", "title", "metric", "results_dir", "resume", "logger"}
+NOT_FINGERPRINTED = {"label", "title", "objective", "results_dir", "resume", "logger"}
 
 
 def config_fingerprint(settings: dict[str, Any]) -> str:

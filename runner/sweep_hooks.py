@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner import progress, summaries
 from runner.composition import compose_jobs, grid_jobs, keep_composed, sweep_overrides, take_composed, task_overrides
-from runner.config import ConfigError, check_logger, check_settings
+from runner.config import GROUPS, ConfigError, check_logger, check_settings
 from runner.overrides import check_override_keys, composition_error, config_search_path
 from runner.results import NOT_FINGERPRINTED, write_sweep_facts
 
@@ -78,11 +78,17 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     from runner.data import check_data
+    from runner.preflight import build_key, check_build, check_targets
 
     loader = GlobalHydra.instance().config_loader()
     params = config.hydra.sweeper.get("params") or {}
     try:
-        check_override_keys([f"{key}={value}" for key, value in params.items()], config_search_path(config))
+        chosen = [
+            f"{group}={config.hydra.runtime.choices[group]}"
+            for group in GROUPS
+            if group in config.hydra.runtime.choices
+        ]
+        check_override_keys([*chosen, *(f"{key}={value}" for key, value in params.items())], config_search_path(config))
     except ConfigError as error:
         where = config.hydra.runtime.choices.get("experiment") or config.get("name")
         raise ConfigError(f"In the sweep of experiment={where} (hydra.sweeper.params): {error}") from None
@@ -90,17 +96,21 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     overrides = sweep_overrides(config, loader)
     swept = sorted({o.get_key_element() for o in overrides if o.is_sweep_override()} - {"experiment"})
     jobs = grid_jobs(overrides)  # None for a sweeper that searches ranges: its trials check themselves
-    checked_data: set[str] = set()
+    datasets: dict[str, Any] = {}
+    built: set[str] = set()
     composed: dict[tuple[str, ...], DictConfig] = {}
     for job_overrides, job_config in compose_jobs(loader, config, jobs or []):
         HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
         OmegaConf.set_readonly(job_config.hydra, False)  # as composed (set_config made it read-only)
         composed[tuple(job_overrides)] = job_config
         settings = check_settings(job_config)
+        check_targets(settings)
         data_key = repr((settings["data"], settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
-        if data_key not in checked_data:
-            check_data(settings)
-            checked_data.add(data_key)
+        if data_key not in datasets:
+            datasets[data_key] = check_data(settings)
+        if build_key(settings) not in built:  # each distinct network, optimizer, metrics... built once
+            check_build(settings, datasets[data_key])
+            built.add(build_key(settings))
     HydraConfig.instance().set_config(config)
     # Only once every job is valid: the tracker's parent run, then the facts the jobs read.
     sweep_dir = Path(config.hydra.sweep.dir)

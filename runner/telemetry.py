@@ -15,14 +15,26 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-RELU_FAMILY = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish")
+RELU_FAMILY = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish")
 # Output bounds beyond which a unit counts as saturated (its derivative is nearly zero).
 SATURATION = {"sigmoid": (0.01, 0.99), "tanh": (-0.99, 0.99)}
 
 
 def kernel_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers with a kernel, from input to output."""
-    return [layer for layer in model.layers if getattr(layer, "kernel", None) is not None]
+    """The layers with a trainable kernel (Dense, convolutions...), from input to output, those of
+    nested models included."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(kernel_layers(layer))
+        elif getattr(layer, "kernel", None) is not None and layer.kernel.trainable:
+            found.append(layer)
+    return found
+
+
+def activation_name(layer: keras.layers.Layer) -> str | None:
+    """The name of a layer's own activation (relu, sigmoid...), where it has one."""
+    return getattr(getattr(layer, "activation", None), "__name__", None)
 
 
 class VectorMean(keras.metrics.Metric):
@@ -109,12 +121,26 @@ class TelemetryMixin:
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
-class TelemetrySequential(TelemetryMixin, keras.Sequential):
-    pass
-
-
+@keras.saving.register_keras_serializable(package="runner")
 class TelemetryModel(TelemetryMixin, keras.Model):
-    pass
+    """A network whose train step records gradient statistics (loading its saved file needs
+    `import runner.telemetry`, which registers this class)."""
+
+
+def recording(network: keras.Model, input_shape: tuple[int, ...]) -> TelemetryModel:
+    """The same layers and weights as `network`, in a model whose train step records: its graph
+    where it is Sequential or functional, else `network` called as one layer."""
+    try:
+        inputs, outputs = network.inputs, network.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        inputs = keras.Input(shape=tuple(input_shape))
+        outputs = network(inputs)
+    else:  # one tensor, not a list of one: the structure fit feeds
+        inputs = inputs[0] if len(inputs) == 1 else inputs
+        outputs = outputs[0] if len(outputs) == 1 else outputs
+    return TelemetryModel(inputs=inputs, outputs=outputs, name=network.name)
 
 
 class TelemetryCallback(keras.callbacks.Callback):
@@ -124,11 +150,10 @@ class TelemetryCallback(keras.callbacks.Callback):
     epoch (from 1) at which a gradient or a weight became NaN or Inf, which also stops training.
     """
 
-    def __init__(self, probe: np.ndarray | None, activation: str, gradients: bool = True):
+    def __init__(self, probe: np.ndarray | None, gradients: bool = True):
         super().__init__()
         self.gradients = gradients
         self.probe = probe
-        self.activation = activation
         self.rows: list[dict[str, Any]] = []
         self.nonfinite_epoch: int | None = None
         self._probe_model = None
@@ -138,7 +163,9 @@ class TelemetryCallback(keras.callbacks.Callback):
         if self.gradients and self.model.gradient_stats is None:  # the traced train_step keeps the first one
             self.model.gradient_stats = GradientStats(layers)
         self._layers = layers
-        self._hidden = layers[:-1]
+        # The hidden kernel layers of the model's own graph (not those inside a nested model).
+        top = {id(layer) for layer in self.model.layers}
+        self._hidden = [layer for layer in layers[:-1] if id(layer) in top]
         if self.probe is not None and self._hidden:
             self._probe_model = keras.Model(self.model.inputs[0], [layer.output for layer in self._hidden])
 
@@ -174,11 +201,13 @@ class TelemetryCallback(keras.callbacks.Callback):
         for depth, (layer, output) in enumerate(zip(self._hidden, outputs, strict=True), start=1):
             values = np.asarray(output)
             stats = {"activation_mean": float(values.mean()), "activation_std": float(values.std())}
-            if self.activation in SATURATION:
-                low, high = SATURATION[self.activation]
+            activation = activation_name(layer)
+            if activation in SATURATION:
+                low, high = SATURATION[activation]
                 stats["saturated_fraction"] = float(((values < low) | (values > high)).mean())
-            if self.activation in RELU_FAMILY:
-                stats["dead_fraction"] = float((values == 0).all(axis=0).mean())
+            if activation in RELU_FAMILY:  # a unit (a convolution's channel) that is 0 on every probe sample
+                units = values.reshape(-1, values.shape[-1])
+                stats["dead_fraction"] = float((units == 0).all(axis=0).mean())
             self._add(number, layer.name, depth, stats)
 
     def _add(self, epoch: int, layer: str, depth: int, values: dict[str, float]) -> None:

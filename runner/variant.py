@@ -17,13 +17,14 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from runner import devices, progress
-from runner.config import check_settings
+from runner.config import check_settings, objective_mode
 from runner.data import Dataset, Split, load_dataset, split_dataset
 from runner.results import (
     CONFIG_FILE,
     DIAGNOSTICS_FILE,
     ERROR_FILE,
     HISTORY_FILE,
+    MODEL_FILE,
     config_fingerprint,
     finished_record,
     read_sweep_facts,
@@ -78,13 +79,15 @@ def failed_before_training(
     """The record of a variant whose data could not be prepared (the exception being handled)."""
     error = traceback.format_exc()
     write_atomic(output_dir / ERROR_FILE, error)
-    record = summarize_history({}, settings["metric"])
+    metric, mode = ranking(settings)
+    record = summarize_history({}, metric, mode)
     record.update(
         status="failed",
         name=settings["name"],
         label=settings["label"],
         title=settings["title"],
-        metric=settings["metric"],
+        metric=metric,
+        mode=mode,
         data=settings["data"]["name"],
         seed=settings["trainer"]["seed"],
         epochs=settings["trainer"]["epochs"],
@@ -110,10 +113,16 @@ def parallel_workers(hydra_cfg, jobs: int | None) -> int | None:
 
 
 def objective(record: dict[str, Any]) -> float:
-    """What the task returns to a sweeper that optimizes (Optuna): the final val_accuracy, or
-    NaN where there is none (a failed variant), which Optuna records as a failed trial."""
-    value = record.get("final_val_accuracy")
+    """What the task returns to a sweeper that optimizes (Optuna): the final value of the
+    objective's metric, or NaN where there is none (a failed variant), a failed trial to Optuna."""
+    value = record.get(f"final_{record.get('metric', 'val_accuracy')}")
     return float("nan") if value is None else float(value)
+
+
+def ranking(settings: dict[str, Any]) -> tuple[str, str]:
+    """The objective's metric and whether more (max) or less (min) of it is better."""
+    objective = settings.get("objective") or {"metric": "val_accuracy"}
+    return objective["metric"], objective_mode(objective["metric"], objective.get("mode", "auto"))
 
 
 def swept_values(cfg: DictConfig, sweep: dict[str, Any]) -> dict[str, Any]:
@@ -162,7 +171,7 @@ def train_variant(
     telemetry = None
     if options.get("gradients") or options.get("activations"):
         probe = split.x_val[: options["probe_size"]] if options["activations"] else None
-        telemetry = TelemetryCallback(probe, settings["model"]["hidden_activation"], gradients=options["gradients"])
+        telemetry = TelemetryCallback(probe, gradients=options["gradients"])
     error = None
     started = time.perf_counter()
     try:
@@ -175,6 +184,8 @@ def train_variant(
             telemetry=telemetry,
             callbacks=tracker.callbacks() if tracker is not None else None,
         )
+        if settings["trainer"].get("save_model"):
+            save_network(history.model, output_dir / MODEL_FILE)
     except Exception as exc:  # a failed variant is data, not a crash
         forget_models()  # never reuse a model whose fit broke off
         error = f"{type(exc).__name__}: {exc}"
@@ -182,7 +193,8 @@ def train_variant(
     seconds = time.perf_counter() - started
 
     epochs = getattr(history, "history", {}) or {}
-    record = summarize_history(epochs, settings["metric"])
+    metric, mode = ranking(settings)
+    record = summarize_history(epochs, metric, mode)
     if telemetry is not None:
         write_atomic(output_dir / DIAGNOSTICS_FILE, diagnostics_table(telemetry.rows))
         record.update(summarize_diagnostics(telemetry.rows))
@@ -192,11 +204,14 @@ def train_variant(
             record.update(status="diverged", diverged_epoch=telemetry.nonfinite_epoch)
     if error is not None:
         record["status"] = "failed"
+    stopped = record["status"] == "completed" and record["epochs_run"] < settings["trainer"]["epochs"]
     record.update(
+        stopped_epoch=record["epochs_run"] if stopped else None,  # a callback ended training early
         name=settings["name"],
         label=settings["label"],
         title=settings["title"],
-        metric=settings["metric"],
+        metric=metric,
+        mode=mode,
         data=dataset.name,
         seed=settings["trainer"]["seed"],
         epochs=settings["trainer"]["epochs"],
@@ -225,7 +240,22 @@ def train_variant(
     return record
 
 
-def summarize_history(epochs: dict[str, list[float]], metric: str) -> dict[str, Any]:
+def save_network(model, path: Path) -> None:
+    """The trained network as a .keras file that loads with keras.saving.load_model alone: the
+    user's own model, not the telemetry's wrapper of it."""
+    import keras
+
+    from runner.telemetry import TelemetryModel
+
+    network = model
+    if isinstance(model, TelemetryModel):
+        inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+        wrapped = len(inner) == 1 and len(model.layers) == 2  # Input, then the user's subclassed model
+        network = inner[0] if wrapped else keras.Model(model.inputs, model.outputs, name=model.name)
+    network.save(path)
+
+
+def summarize_history(epochs: dict[str, list[float]], metric: str, mode: str | None = None) -> dict[str, Any]:
     """Status, final and best values and the divergence epoch of one history."""
     losses = np.asarray(epochs.get("loss", []), dtype=float)
     bad = np.flatnonzero(~np.isfinite(losses))
@@ -234,14 +264,15 @@ def summarize_history(epochs: dict[str, list[float]], metric: str) -> dict[str, 
         "diverged_epoch": int(bad[0]) + 1 if bad.size else None,
         "epochs_run": int(losses.size),
     }
-    for key in ("accuracy", "val_accuracy", "loss", "val_loss"):
+    for key in dict.fromkeys(["accuracy", "val_accuracy", "loss", "val_loss", *epochs]):
         values = np.asarray(epochs.get(key, []), dtype=float)
         record[f"final_{key}"] = float(values[-1]) if values.size else None
         if key.endswith("accuracy"):
             record[f"best_{key}"] = float(np.nanmax(values)) if np.isfinite(values).any() else None
     values = np.asarray(epochs.get(metric, []), dtype=float)
+    mode = mode or objective_mode(metric)
     if np.isfinite(values).any():
-        best = np.nanargmin(values) if metric.endswith("loss") else np.nanargmax(values)
+        best = np.nanargmin(values) if mode == "min" else np.nanargmax(values)
         record["best_epoch"] = int(best) + 1
     else:
         record["best_epoch"] = None

@@ -13,6 +13,7 @@ from runner.config import CONFIG_DIR, ConfigError, default_settings, validate
 from runner.config import settings_of as settings
 
 EXPERIMENTS = {
+    "digits_cnn": ("model.batch_norm", "false,true", "BatchNorm-True"),
     "normalization": ("model.normalization", "none,batch", "Normalization-batch"),
     "optimizer": ("optimizer", "sgd,rmsprop,adam,adagrad", "Optimizer-sgd"),
     "learning_rate": ("optimizer.learning_rate", "0.001,0.005,0.01,0.1,0.5", "Learning-Rate-0.01"),
@@ -126,7 +127,7 @@ def test_experiment_specific_settings():
     assert compose_config("experiment=batch_size").trainer.epochs == 20
     for experiment in ("regularizer", "dropout"):
         cfg = compose_config(f"experiment={experiment}")
-        assert (cfg.trainer.epochs, cfg.metric) == (25, "val_accuracy")
+        assert (cfg.trainer.epochs, cfg.objective.metric) == (25, "val_accuracy")
     assert compose_config("experiment=layers", "model.depth=3").model.width == 32
     assert compose_config("experiment=nodes", "model.width=8").model.depth == 2
 

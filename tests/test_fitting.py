@@ -39,7 +39,7 @@ def test_a_reused_compiled_model_trains_exactly_like_a_fresh_one(digits):
         settings["trainer"]["seed"] = seed
         settings["model"]["hidden_activation"] = activation
         settings["optimizer"] = {**group_option("optimizer", optimizer), "learning_rate": learning_rate}
-        telemetry = TelemetryCallback(digits.x_val[:64], activation, gradients=True)
+        telemetry = TelemetryCallback(digits.x_val[:64], gradients=True)
         history = fit_model(settings, digits, 10, "reuse", telemetry=telemetry)
         return history.history, telemetry.rows
 
@@ -75,5 +75,5 @@ def test_a_fresh_model_traces_its_train_step_once(digits, monkeypatch):
 
     monkeypatch.setattr(telemetry.TelemetryMixin, "train_step", counted)
     runner.fitting.forget_models()
-    fit_model(deep_settings(width=24), digits, 10, "once", telemetry=TelemetryCallback(None, "relu"))
+    fit_model(deep_settings(width=24), digits, 10, "once", telemetry=TelemetryCallback(None))
     assert len(traced) == 1

@@ -12,7 +12,7 @@ from runner.config import default_settings, group_option
 from runner.data import load_dataset, split_dataset
 from runner.fitting import fit_model
 from runner.model import build_model, build_optimizer
-from runner.telemetry import TelemetryCallback, summarize_diagnostics
+from runner.telemetry import TelemetryCallback, kernel_layers, summarize_diagnostics
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +44,16 @@ def test_recorded_gradient_norms_match_an_independent_gradient_tape(digits):
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, model(x, training=True)))
     all_reference = tape.gradient(loss, model.trainable_weights)
-    kernels = [layer.kernel for layer in model.layers]
+    kernels = [layer.kernel for layer in kernel_layers(model)]
     position = {id(weight): index for index, weight in enumerate(model.trainable_weights)}
     reference = [all_reference[position[id(kernel)]] for kernel in kernels]
     before = [kernel.numpy().copy() for kernel in kernels]
 
-    callback = TelemetryCallback(probe=x, activation="tanh")
+    callback = TelemetryCallback(probe=x)
     model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
     table = diagnostics_of(callback).set_index(["layer", "metric"])["value"]
 
-    for layer, gradient, old in zip(model.layers, reference, before, strict=True):
+    for layer, gradient, old in zip(kernel_layers(model), reference, before, strict=True):
         assert table[layer.name, "gradient_norm"] == pytest.approx(float(tf.norm(gradient)), rel=1e-4)
         # One plain SGD step moves the kernel by lr * gradient.
         assert table[layer.name, "update_ratio"] == pytest.approx(
@@ -67,7 +67,7 @@ def test_telemetry_does_not_change_training(digits):
     settings = deep_settings(hidden_activation="relu", weights_initializer="he_normal")
     settings["trainer"]["epochs"] = 2
     plain = fit_model(settings, digits, 10, "plain").history
-    callback = TelemetryCallback(digits.x_val[:64], "relu")
+    callback = TelemetryCallback(digits.x_val[:64])
     recorded = fit_model(settings, digits, 10, "recorded", telemetry=callback).history
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(recorded[key], plain[key], rtol=1e-6)
@@ -75,7 +75,7 @@ def test_telemetry_does_not_change_training(digits):
 
 
 def gradient_ratio(digits, **model) -> float:
-    callback = TelemetryCallback(digits.x_val[:128], model.get("hidden_activation", "relu"))
+    callback = TelemetryCallback(digits.x_val[:128])
     fit_model(deep_settings(**model), digits, 10, "deep", telemetry=callback)
     return summarize_diagnostics(callback.rows)["gradient_ratio_first_epoch"]
 
@@ -92,7 +92,7 @@ def test_the_physics_of_vanishing_gradients(digits):
 
 
 def test_probe_counts_dead_and_saturated_units(digits):
-    callback = TelemetryCallback(digits.x_val[:128], "sigmoid")
+    callback = TelemetryCallback(digits.x_val[:128])
     fit_model(deep_settings(hidden_activation="sigmoid", weights_scale=3.0), digits, 10, "sat", telemetry=callback)
     table = diagnostics_of(callback)
     saturated = table[table["metric"] == "saturated_fraction"]
@@ -100,7 +100,7 @@ def test_probe_counts_dead_and_saturated_units(digits):
     assert saturated["value"].mean() > 0.5  # N(0, 3) weights drive sigmoid units into saturation
     assert "dead_fraction" not in set(table["metric"])
 
-    callback = TelemetryCallback(digits.x_val[:128], "relu")
+    callback = TelemetryCallback(digits.x_val[:128])
     fit_model(deep_settings(hidden_activation="relu", bias_initializer="zeros"), digits, 10, "dead", telemetry=callback)
     dead = pd.DataFrame(callback.rows).query("metric == 'dead_fraction'")
     assert len(dead) == 10 and dead["value"].between(0, 1).all()
