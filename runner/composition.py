@@ -52,7 +52,7 @@ def compose_jobs(
     only in plain values (trainer.seed=1; not optimizer=adam or +key=value) share a composition,
     on a copy of which the values and Hydra's record of them are set as Hydra sets them."""
     parser = OverridesParser.create()
-    groups = set(config.hydra.runtime.choices)
+    groups = set(config.hydra.runtime.choices) | set(loader.list_groups(""))  # several options chosen: not a choice
 
     def is_config(override: Override) -> bool:  # neither a config group's choice nor Hydra's setting
         return override.key_or_group not in groups and not override.is_hydra_override()

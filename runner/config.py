@@ -396,25 +396,20 @@ def _check_network(check: _Checker, model: dict[str, Any]) -> None:
 def _check_optimizer(check: _Checker, optimizer: dict[str, Any]) -> None:
     """A preset's hyperparameters, each in range; another target's are checked against its signature."""
     name = optimizer.get("name")
-    preset = name in group_options("optimizer") and name != "custom"
-    if not preset or optimizer["_target_"] != group_option("optimizer", name)["_target_"]:
+    presets = [option for option in group_options("optimizer") if option != "custom"]
+    by_target = {group_option("optimizer", option)["_target_"]: option for option in presets}
+    if by_target.get(optimizer["_target_"]) is None:  # another optimizer: its signature is checked
         rate = optimizer.get("learning_rate")
         if rate is not None and not is_target(rate):
             check.positive("optimizer.learning_rate")
         return
-    own = set(group_option("optimizer", name))
-    renamed = [
-        option
-        for option in group_options("optimizer")
-        if option != "custom"
-        and set(optimizer) - {"name", "_target_"} == set(group_option("optimizer", option)) - {"name", "_target_"}
-    ]
-    if set(optimizer) - own and renamed and "optimizer.name" not in check.names:
+    if by_target[optimizer["_target_"]] != name and "optimizer.name" not in check.names:
         raise ConfigError(
-            f"optimizer.name={name} keeps the settings of optimizer={renamed[0]} "
-            f"({', '.join(sorted(set(optimizer) - own))}: {name} takes none of them). Pick the optimizer "
-            f"with optimizer={name}, which brings its own settings, not optimizer.name={name}."
+            f"optimizer.name={name} keeps the settings of optimizer={by_target[optimizer['_target_']]} "
+            f"({optimizer['_target_']}). Pick the optimizer with optimizer={name}, which brings its own settings, "
+            f"not optimizer.name={name}."
         )
+    own = set(group_option("optimizer", name))
     check.known_keys("optimizer", own, name)
     check.present("optimizer", group_option("optimizer", name))
     if not is_target(optimizer["learning_rate"]):

@@ -11,6 +11,20 @@ import keras
 AS_GIVEN = ("accuracy",)
 
 
+# Metrics that Keras, by default, reports per class; by name they are the macro average.
+PER_CLASS = {"f1_score": keras.metrics.F1Score, "fbeta_score": keras.metrics.FBetaScore}
+
+
+def check_scalar(metrics: list[Any]) -> None:
+    """Each metric reports one number per epoch (history.csv has a column per metric)."""
+    for metric in metrics:
+        if isinstance(metric, tuple(PER_CLASS.values())) and getattr(metric, "average", "") is None:
+            raise ValueError(
+                f"{type(metric).__name__} with average=None reports one value per class; give average: macro "
+                "(or micro, weighted), or the name f1_score"
+            )
+
+
 def instantiated(node: dict[str, Any]) -> Any:
     from hydra.utils import instantiate
 
@@ -33,6 +47,12 @@ def build_loss(loss: Any) -> Any:
     return instantiated(loss) if isinstance(loss, dict) else loss
 
 
+def check_loss(loss: Any) -> Any:
+    """The loss, looked up where it is a name: an unknown name raises here, not in fit."""
+    built = build_loss(loss)
+    return keras.losses.get(built) if isinstance(built, str) else built
+
+
 def build_metric(metric: Any) -> Any:
     """One entry of trainer.metrics as compile takes it: accuracy as the name, another name as the
     Keras metric it names (so its logged name is known), a node built."""
@@ -40,6 +60,8 @@ def build_metric(metric: Any) -> Any:
         return instantiated(metric)
     if not isinstance(metric, str) or metric in AS_GIVEN:
         return metric
+    if metric in PER_CLASS:  # one number per epoch, not one per class
+        return PER_CLASS[metric](average="macro", name=metric)
     found = keras.metrics.get(metric)
     if isinstance(found, keras.metrics.Metric):
         return found
@@ -55,7 +77,9 @@ def build_metrics(metrics: list[Any]) -> list[Any]:
 def logged_names(metrics: list[Any]) -> set[str]:
     """The names fit logs for these metrics (and the loss), without val_."""
     names = {"loss"}
-    for metric in build_metrics(metrics):
+    built = build_metrics(metrics)
+    check_scalar(built)
+    for metric in built:
         names.add(metric if isinstance(metric, str) else getattr(metric, "name", getattr(metric, "__name__", "")))
     return names
 

@@ -71,6 +71,7 @@ def group_keys(group: str, arguments: Sequence[str] = (), paths: Sequence[str] |
 @functools.cache
 def _group_keys(group: str, paths: tuple[str, ...]) -> list[str]:
     from hydra.core.object_type import ObjectType
+    from omegaconf import OmegaConf
 
     keys: set[str] = set()
     for source in _sources((), paths):
@@ -81,8 +82,8 @@ def _group_keys(group: str, paths: tuple[str, ...]) -> list[str]:
         if source.is_group("experiment"):  # an experiment's own model or data brings settings of its own
             for option in source.list("experiment", ObjectType.CONFIG):
                 node = source.load_config(f"experiment/{option}").config.get(group)
-                if hasattr(node, "keys"):
-                    keys.update(str(key) for key in node.keys())
+                if OmegaConf.is_dict(node):
+                    keys.update(str(key) for key in node)
     return sorted(keys)
 
 

@@ -154,7 +154,7 @@ def needs_keras(settings: dict[str, Any]) -> bool:
         or not built_in("optimizer", optimizer)
         or is_target(optimizer.get("learning_rate"))
         or any(metric != "accuracy" for metric in trainer["metrics"])
-        or not isinstance(trainer["loss"], str)
+        or trainer["loss"] != group_option("trainer", "default")["loss"]
         or bool(settings.get("callbacks"))
     )
 
@@ -199,15 +199,20 @@ def check_build(settings: dict[str, Any], dataset: Dataset) -> None:
                 f"{shape}; runner needs one output per class: (2, {dataset.n_classes}). End the model with "
                 "keras.layers.Dense(n_classes, activation='softmax')."
             )
-    _built("optimizer", settings["optimizer"]["_target_"], lambda: build_optimizer(settings["optimizer"]))
-    _built("trainer", "loss", lambda: objects.build_loss(trainer["loss"]), what=f"trainer.loss={trainer['loss']}")
+    _built(
+        "optimizer",
+        settings["optimizer"]["_target_"],
+        lambda: build_optimizer(settings["optimizer"]),
+        hint="Another optimizer than the preset's starts from optimizer=custom, which sets only the learning rate.",
+    )
+    _built("trainer", "loss", lambda: objects.check_loss(trainer["loss"]), what=f"trainer.loss={trainer['loss']}")
     logged = _built("trainer", "metrics", lambda: objects.logged_names(trainer["metrics"]), what="trainer.metrics")
     if "objective" in settings:
         check_logged(settings["objective"]["metric"], logged)
     _built("callbacks", "", lambda: objects.build_callbacks(settings.get("callbacks")), what="callbacks")
 
 
-def _built(key: str, target: str, build: Any, what: str | None = None) -> Any:
+def _built(key: str, target: str, build: Any, what: str | None = None, hint: str = "Fix it before training.") -> Any:
     """build(), with what it raises as one line naming the setting."""
     try:
         return build()
@@ -218,4 +223,4 @@ def _built(key: str, target: str, build: Any, what: str | None = None) -> Any:
             error = error.__cause__
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
         where = what or f"{key}._target_={target}"
-        raise ConfigError(f"{where} can't be built: {type(error).__name__}: {text}. Fix it before training.") from None
+        raise ConfigError(f"{where} can't be built: {type(error).__name__}: {text.rstrip('.')}. {hint}") from None

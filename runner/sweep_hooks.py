@@ -94,7 +94,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"In the sweep of experiment={where} (hydra.sweeper.params): {error}") from None
     check_resume(config)
     overrides = sweep_overrides(config, loader)
-    swept = sorted({o.get_key_element() for o in overrides if o.is_sweep_override()} - {"experiment"})
+    swept = sorted({o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()} - {"experiment"})
     jobs = grid_jobs(overrides)  # None for a sweeper that searches ranges: its trials check themselves
     datasets: dict[str, Any] = {}
     built: set[str] = set()

@@ -251,7 +251,7 @@ def save_network(model, path: Path) -> None:
     if isinstance(model, TelemetryModel):
         inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
         wrapped = len(inner) == 1 and len(model.layers) == 2  # Input, then the user's subclassed model
-        network = inner[0] if wrapped else keras.Model(model.inputs, model.outputs, name=model.name)
+        network = inner[0] if wrapped else keras.Model(model.input, model.output, name=model.name)
     network.save(path)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,33 +76,39 @@ def test_same_config_and_seed_give_identical_history(cli, tmp_path):
 
 
 def test_diverged_and_failed_variants_do_not_stop_the_sweep(cli, tmp_path):
+    (tmp_path / "faulty.py").write_text(
+        "import keras\n\n\nclass FailAfter(keras.callbacks.Callback):\n"
+        "    def __init__(self, epochs=1):\n        super().__init__()\n        self.epochs = epochs\n\n"
+        "    def on_epoch_end(self, epoch, logs=None):\n        if epoch + 1 >= self.epochs:\n"
+        "            raise RuntimeError('broken on purpose')\n"
+    )
     done = cli(
         "-m",
         "optimizer=sgd",
         "optimizer.learning_rate=0.01,10",
-        "trainer.loss=categorical_crossentropy,no_such_loss",
+        "+callbacks.fail._target_=faulty.FailAfter",
+        "+callbacks.fail.epochs=99,1",
         "trainer.epochs=3",
         "hydra.sweep.dir=sweep",
     )
     assert done.returncode == 1, done.stderr  # some failed
     runs = pd.read_csv(tmp_path / "sweep" / "runs.csv")
-    statuses = runs.set_index(["optimizer.learning_rate", "trainer.loss"])["status"]
-    assert statuses[0.01, "categorical_crossentropy"] == "completed"
-    assert statuses[10, "categorical_crossentropy"] == "diverged"
-    assert statuses[0.01, "no_such_loss"] == "failed"
-    assert statuses[10, "no_such_loss"] == "failed"
+    statuses = runs.set_index(["optimizer.learning_rate", "callbacks.fail.epochs"])["status"]
+    assert statuses[0.01, 99] == "completed"
+    assert statuses[10, 99] == "diverged"
+    assert statuses[0.01, 1] == "failed"
+    assert statuses[10, 1] == "failed"
     diverged = runs[runs["status"] == "diverged"].iloc[0]
     assert 1 <= diverged["diverged_epoch"] == diverged["epochs_run"] < 3  # stopped at the NaN epoch
     failed = runs[runs["status"] == "failed"].iloc[0]
-    assert "no_such_loss" in failed["error"]
+    assert "broken on purpose" in failed["error"]
     assert len(pd.read_csv(tmp_path / "sweep" / "summary.csv")) == 4
-    assert (tmp_path / "sweep" / "gradient_norms.png").is_file()  # failed variants recorded no gradients
+    assert (tmp_path / "sweep" / "gradient_norms.png").is_file()
     # Each failure says why and where its traceback is, as it happens and at the end.
-    folder = "sweep/optimizer.learning_rate=0.01,optimizer=sgd,trainer.epochs=3,trainer.loss=no_such_loss"
-    line = next(line for line in done.stdout.splitlines() if "trainer.loss=no_such_loss, seed 42): failed" in line)
-    assert "failed: ValueError: Could not interpret loss identifier: no_such_loss" in line
-    assert f"(traceback: {tmp_path / folder}/error.txt)" in line
-    assert "no_such_loss" in (tmp_path / folder / "error.txt").read_text()
+    line = next(line for line in done.stdout.splitlines() if "callbacks.fail.epochs=1, seed 42): failed" in line)
+    assert "failed: RuntimeError: broken on purpose" in line
+    traceback = re.search(r"\(traceback: (\S+/error\.txt)\)", line).group(1)
+    assert traceback.startswith(str(tmp_path / "sweep")) and "broken on purpose" in Path(traceback).read_text()
     assert "Variants that failed, so the command exits with status 1:" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -110,7 +117,7 @@ BAD_INPUTS = [
     (["model.hidden_activation=reluu"], "Choose one of: relu, sigmoid, tanh, leaky_relu"),
     (["model.weights_initializer=xavier"], "Invalid model.weights_initializer='xavier'"),
     (["optimizer=adamm"], "Unknown optimizer 'adamm'. Did you mean optimizer=adam? Choose one of: adagrad, adam,"),
-    (["data=iriss"], "Unknown data 'iriss'. Did you mean data=iris? Choose one of: breast_cancer, csv, digits"),
+    (["data=iriss"], "Unknown data 'iriss'. Did you mean data=iris? Choose one of: breast_cancer, csv, custom, digits"),
     (["experiment=optimiser"], "Unknown experiment 'optimiser'. Did you mean experiment=optimizer?"),
     (["optimizer.learning_rate=0"], "Invalid optimizer.learning_rate=0: it must be a number > 0"),
     (["optimizer.learning_rate=-0.1"], "it must be a number > 0"),
@@ -128,7 +135,7 @@ BAD_INPUTS = [
         ["trainer.metrics=[auc]"],
         "read accuracy, which it leaves out. Keep accuracy first, e.g. trainer.metrics=[accuracy,auc]",
     ),
-    (["optimizer.name=adam"], "optimizer.name=adam keeps the settings of optimizer=rmsprop (momentum, rho"),
+    (["optimizer.name=adam"], "optimizer.name=adam keeps the settings of optimizer=rmsprop (keras.optimizers.RMSprop)"),
     (
         ["+optimizer.beta_1=0.8"],
         "rmsprop has no beta_1. adam, adamw and nadam have it: choose the option with optimizer=adam",
@@ -315,9 +322,9 @@ def test_a_typo_in_an_experiments_sweep_is_named_before_anything_is_written(cli,
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "In the sweep of experiment=momentum (hydra.sweeper.params): Unknown config key 'optimizer.momentom' in "
-        "'optimizer.momentom=0.0,0.9'. Did you mean optimizer.momentum? Valid keys under optimizer: amsgrad, beta_1, "
-        "beta_2, clipnorm, clipvalue, epsilon, global_clipnorm, initial_accumulator_value, learning_rate, momentum, "
-        "name, nesterov, rho, weight_decay."
+        "'optimizer.momentom=0.0,0.9'. Did you mean optimizer.momentum? Valid keys under optimizer: _target_, amsgrad, "
+        "beta_1, beta_2, clipnorm, clipvalue, epsilon, global_clipnorm, initial_accumulator_value, learning_rate, "
+        "momentum, name, nesterov, rho, weight_decay."
     )
     assert "Launching" not in done.stdout and not (tmp_path / "results").exists()
 
@@ -409,10 +416,14 @@ def test_a_run_folder_holds_its_results_and_no_empty_log(cli, tmp_path):
 
 
 def test_a_single_run_that_fails_says_why(cli, tmp_path):
-    done = cli("trainer.loss=no_such_loss", "trainer.epochs=1", "hydra.run.dir=one")
+    (tmp_path / "faulty.py").write_text(
+        "import keras\n\n\nclass Fail(keras.callbacks.Callback):\n"
+        "    def on_epoch_end(self, epoch, logs=None):\n        raise RuntimeError('broken on purpose')\n"
+    )
+    done = cli("+callbacks.fail._target_=faulty.Fail", "trainer.epochs=1", "hydra.run.dir=one")
     assert done.returncode == 1
     line = next(line for line in done.stdout.splitlines() if line.startswith("Base (seed 42): failed"))
-    assert "ValueError: Could not interpret loss identifier: no_such_loss" in line
+    assert "RuntimeError: broken on purpose" in line
     assert f"(traceback: {tmp_path / 'one'}/error.txt)" in line
 
 
