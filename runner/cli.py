@@ -46,7 +46,7 @@ def reproduce(arguments: list[str]) -> int:
         return 0
     given = {argument.split("=", 1)[0].lstrip("+~") for argument in arguments if "=" in argument}
     defaults = {
-        "experiment": "experiment=glob(*)",
+        "experiment": "experiment=glob(*,exclude=digits_cnn)",  # the notes' experiments; digits_cnn is an example
         "trainer.seed": "trainer.seed=0,1,2",
         "hydra.sweep.dir": "hydra.sweep.dir=${results_dir}/${name}/reproduce",
     }
