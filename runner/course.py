@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from runner.config import ConfigError, default_settings, group_option, group_options, validate
-from runner.data import Split, load_dataset, one_hot, standardized, stratified_split
+from runner.data import OWN_KEYS, Split, load_dataset, one_hot, standardized, stratified_split
 
 # The notes' keys, in the notes' order, and the config key each one stands for.
 COURSE_KEYS = {
@@ -81,18 +81,19 @@ def get_data(name: str = "iris", **options: Any) -> tuple[np.ndarray, np.ndarray
 
     `options` set the data set's knobs, e.g. get_data("csv", path="my.csv", target="label").
     """
-    available = group_options("data")
+    available = [option for option in group_options("data") if option != "custom"]  # the notes' API takes no loader
     if name not in available:
         close = difflib.get_close_matches(str(name), available, n=1)
         hint = f"Did you mean get_data({close[0]!r})? " if close else ""
         choices = ", ".join(map(repr, available))
         raise ConfigError(f"get_data({name!r}): no such data set. {hint}Choose one of: {choices}.")
     data = group_option("data", name)
-    unknown = set(options) - (set(data) - {"name"})
+    own = [key for key in data if key not in OWN_KEYS]
+    unknown = set(options) - set(own)
     if unknown:
         raise ConfigError(
             f"get_data({name!r}) has no option {', '.join(sorted(unknown))}. "
-            f"Its options are: {', '.join(k for k in data if k != 'name') or 'none'}."
+            f"Its options are: {', '.join(own) or 'none'}."
         )
     data.update(options)
     if name in ("csv", "synthetic"):

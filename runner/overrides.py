@@ -71,7 +71,6 @@ def group_keys(group: str, arguments: Sequence[str] = (), paths: Sequence[str] |
 @functools.cache
 def _group_keys(group: str, paths: tuple[str, ...]) -> list[str]:
     from hydra.core.object_type import ObjectType
-    from omegaconf import OmegaConf
 
     keys: set[str] = set()
     for source in _sources((), paths):
@@ -79,12 +78,24 @@ def _group_keys(group: str, paths: tuple[str, ...]) -> list[str]:
             for option in source.list(group, ObjectType.CONFIG):
                 loaded = source.load_config(f"{group}/{option}")
                 keys.update(str(key) for key in loaded.config)
-        if source.is_group("experiment"):  # an experiment's own model or data brings settings of its own
-            for option in source.list("experiment", ObjectType.CONFIG):
-                node = source.load_config(f"experiment/{option}").config.get(group)
-                if OmegaConf.is_dict(node):
-                    keys.update(str(key) for key in node)
     return sorted(keys)
+
+
+@functools.cache
+def _experiment_keys(paths: tuple[str, ...]) -> dict[str, set[str]]:
+    """The keys each experiment sets under each top-level node, every experiment read once."""
+    from hydra.core.object_type import ObjectType
+    from omegaconf import OmegaConf
+
+    keys: dict[str, set[str]] = {}
+    for source in _sources((), paths):
+        if source.is_group("experiment"):
+            for option in source.list("experiment", ObjectType.CONFIG):
+                config = source.load_config(f"experiment/{option}").config
+                for group, node in config.items_ex(resolve=False):
+                    if OmegaConf.is_dict(node):
+                        keys.setdefault(str(group), set()).update(str(key) for key in node)
+    return keys
 
 
 def check_override_keys(arguments: Sequence[str], paths: Sequence[str] | None = None) -> None:
@@ -107,6 +118,9 @@ def check_override_keys(arguments: Sequence[str], paths: Sequence[str] | None = 
             continue
         name = name.split(".", 1)[0]
         valid = group_keys(group, arguments, paths)
+        if name not in valid:  # an experiment's own model or data has settings of its own
+            searched = tuple(search_path(arguments) if paths is None else paths)
+            valid = sorted({*valid, *_experiment_keys(searched).get(group, ())})
         if name not in valid:
             close = difflib.get_close_matches(name, valid, n=1)
             hint = f"Did you mean {group}.{close[0]}? " if close else ""

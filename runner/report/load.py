@@ -215,11 +215,12 @@ def majority_share(folder: Path, runs: pd.DataFrame) -> float | None:
 @functools.cache
 def _majority_share(data: str) -> float | None:
     """Per data set, once: most experiments share Iris or Digits."""
-    from runner.data import DataError, load_dataset
+    from runner.config import ConfigError
+    from runner.data import load_dataset
 
     try:
         dataset = load_dataset(json.loads(data))
-    except (DataError, OSError, ValueError):
+    except (ConfigError, OSError, ValueError):  # a loader this folder can't import, say
         return None
     return float(pd.Series(dataset.labels).value_counts(normalize=True).max())
 
