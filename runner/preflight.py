@@ -171,6 +171,7 @@ def build_key(settings: dict[str, Any]) -> str:
 def check_build(settings: dict[str, Any], dataset: Dataset) -> None:
     """Build what the config names, as training will, on the data set's shape: the network, the
     optimizer, the loss, the metrics (the objective among the logged ones) and the callbacks."""
+    check_class_weight(settings["trainer"].get("class_weight"), dataset)
     if not needs_keras(settings):
         return
     import numpy as np
@@ -210,6 +211,20 @@ def check_build(settings: dict[str, Any], dataset: Dataset) -> None:
     if "objective" in settings:
         check_logged(settings["objective"]["metric"], logged)
     _built("callbacks", "", lambda: objects.build_callbacks(settings.get("callbacks")), what="callbacks")
+
+
+def check_class_weight(weights: Any, dataset: Dataset) -> None:
+    """An explicit class_weight names classes by their index (0 is the first class name, sorted)."""
+    if not isinstance(weights, dict):
+        return
+    valid = {str(index) for index in range(dataset.n_classes)}
+    wrong = [key for key in weights if str(key) not in valid]
+    if wrong:
+        classes = ", ".join(f"{index}={name}" for index, name in enumerate(dataset.class_names[:12]))
+        raise ConfigError(
+            f"Invalid trainer.class_weight key {wrong[0]!r}: give each class by its index, here {classes}, "
+            "e.g. 'trainer.class_weight={0:1.0,1:5.0}'."
+        )
 
 
 def _built(key: str, target: str, build: Any, what: str | None = None, hint: str = "Fix it before training.") -> Any:

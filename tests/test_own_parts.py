@@ -222,6 +222,10 @@ BAD_TARGETS = [
     (["data._target_=my_data.not_a_pair"], "is a str, not a pair (x, y)"),
     (["trainer.metrics=[accuracy,aucc]"], "trainer.metrics can't be built: ValueError: Could not interpret metric"),
     (["trainer.metrics=[accuracy,{_target_:keras.metrics.F1Score}]"], "F1Score with average=None reports one value"),
+    (
+        ["data._target_=my_data.images", "+data.text_labels=true", "trainer.class_weight={cat:2.0}"],
+        "Invalid trainer.class_weight key 'cat': give each class by its index, here 0=cat, 1=dog, 2=owl",
+    ),
     (["trainer.loss=no_such_loss"], "trainer.loss=no_such_loss can't be built"),
     (["objective.metric=val_auc"], "Invalid objective.metric='val_auc': training logs no such metric"),
     (["optimizer._target_=keras.optimizers.Lion"], "Argument(s) not recognized: {'rho'"),
