@@ -1,4 +1,5 @@
-"""Data sets -> arrays: scikit-learn's bundled sets, a generated one, or the user's CSV.
+"""Data sets -> arrays: the loader a data node's `_target_` names (scikit-learn's bundled sets, a
+generated set, the user's CSV or their own function), its result checked, split and standardized.
 
 Nothing here downloads anything or imports TensorFlow.
 """
