@@ -139,10 +139,13 @@ def summarize_runs(runs: pd.DataFrame, metric: str, mode: str | None = None) -> 
         summary[f"{column}_mean"] = values.groupby(runs["variant"], sort=False).mean()
         summary[f"{column}_std"] = values.groupby(runs["variant"], sort=False).std()
     # Ties on the metric go to the lower final validation loss (to the higher accuracy, ranking by a loss).
+    # Variants whose every run failed go last, whatever their partial histories say.
+    summary["_failed"] = grouped["status"].agg(lambda statuses: bool((statuses == "failed").all()))
     tiebreak = "final_val_accuracy" if lower_first else "final_val_loss"
     keys = [column for column in (f"final_{metric}_mean", f"{tiebreak}_mean") if column in summary]
-    ascending = [lower_first, not lower_first][: len(keys)]
-    summary = summary.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
+    ascending = [True, lower_first, not lower_first][: len(keys) + 1]
+    summary = summary.sort_values(["_failed", *keys], ascending=ascending, na_position="last", kind="stable")
+    summary = summary.drop(columns="_failed")
     summary = summary.reset_index()
     summary.insert(0, "rank", range(1, len(summary) + 1))
     return summary
@@ -241,7 +244,10 @@ def print_ranking(result: SweepSummary) -> None:
     summary = result.summary
     seeds = int(summary["runs"].max())
     table = summary[["rank", "variant", "status", "runs"]].copy()
-    for name, column in (("val_accuracy", "final_val_accuracy"), ("accuracy", "final_accuracy")):
+    shown = [("val_accuracy", "final_val_accuracy"), ("accuracy", "final_accuracy")]
+    if result.metric not in ("val_accuracy", "accuracy") and f"final_{result.metric}_mean" in summary:
+        shown.insert(0, (result.metric, f"final_{result.metric}"))  # what the ranking is by
+    for name, column in shown:
         mean, std = summary[f"{column}_mean"], summary.get(f"{column}_std")
         table[name] = [
             "n/a" if pd.isna(m) else f"{m:.3f}" + (f" ± {s:.3f}" if seeds > 1 and pd.notna(s) else "")

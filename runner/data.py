@@ -109,7 +109,7 @@ def as_dataset(loaded: Any, name: str, target: str) -> Dataset:
     class_values, codes = np.unique(all_labels, return_inverse=True)
     if len(class_values) < 2:
         raise DataError(
-            f"data._target_={target} returned one class only ({class_values[0]!r}). "
+            f"data._target_={target} returned one class only ({class_values[0].item()!r}). "
             "A classifier needs at least two classes: check the labels it returns."
         )
     names = getattr(loaded, "target_names", None)
@@ -119,6 +119,12 @@ def as_dataset(loaded: Any, name: str, target: str) -> Dataset:
         class_names = [str(value) for value in class_values]
     features = [features for features, _ in arrays.values()]
     sizes = [len(f) for f in features]
+    unseen = sorted(set(codes[sizes[0] :]) - set(codes[: sizes[0]])) if validation is not None else []
+    if unseen:
+        raise DataError(
+            f"data._target_={target}: class {class_names[unseen[0]]!r} is in the validation part but not in the "
+            "train part, so the network can't learn it. Give every class training samples."
+        )
     feature_names = getattr(loaded, "feature_names", None)
     if feature_names is None or len(feature_names) != int(np.prod(features[0].shape[1:])):
         feature_names = [f"x{i}" for i in range(int(np.prod(features[0].shape[1:])))]

@@ -63,11 +63,13 @@ def build_metric(metric: Any) -> Any:
     if metric in PER_CLASS:  # one number per epoch, not one per class
         return PER_CLASS[metric](average="macro", name=metric)
     found = keras.metrics.get(metric)
-    if isinstance(found, keras.metrics.Metric):
+    cls = found if isinstance(found, type) else type(found) if isinstance(found, keras.metrics.Metric) else None
+    if cls is None:  # a function
+        return keras.metrics.MeanMetricWrapper(found, name=metric)
+    try:
+        return cls(name=metric)  # logged under the name given, however many were built before
+    except TypeError:
         return found
-    if isinstance(found, type):
-        return found()
-    return keras.metrics.MeanMetricWrapper(found, name=metric)
 
 
 def build_metrics(metrics: list[Any]) -> list[Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -129,6 +130,18 @@ def check_override_keys(arguments: Sequence[str], paths: Sequence[str] | None = 
             )
 
 
+def _own_groups(arguments: Sequence[str]) -> set[str]:
+    """The groups whose `_target_` the command sets, or whose custom option it chooses."""
+    own = set()
+    for argument in arguments:
+        key, _, value = argument.lstrip("+").partition("=")
+        if key.endswith("._target_"):
+            own.add(key.split(".")[0])
+        elif key in GROUPS and value == "custom":
+            own.add(key)
+    return own
+
+
 def swept_experiments(arguments: Sequence[str]) -> tuple[int, list[str]] | None:
     """Where `-m experiment=a,b` (or `experiment=glob(*)`) sweeps experiments: the argument's
     index and the experiment names. Hydra alone would run one job per experiment file and
@@ -220,14 +233,26 @@ def composition_error(error: Exception, overrides: Sequence[str], paths: Sequenc
     another option than the one chosen, or a typo."""
     from hydra.errors import MissingConfigException
 
+    message = str(error)
+    missing = re.search(r"Could not load '([\w/]+)/([^'/]+)'", message)
+    if missing and not getattr(error, "options", None):  # an option of a group chosen in a list, callbacks=[a,b]
+        group, option = missing.groups()
+        options = group_options(group, paths=paths)
+        close = difflib.get_close_matches(option, options, n=1)
+        hint = f"Did you mean {group}={close[0]}? " if close else ""
+        return f"Unknown {group} {option!r}. {hint}Choose one of: {', '.join(options)}."
     if isinstance(error, MissingConfigException):
         return _missing_option(error)
-    message = str(error)
     if message.startswith("Could not override '"):
         key = message.split("'")[1]
         group, _, name = key.partition(".")
         value = next((line.split("=", 1)[1] for line in overrides if line.split("=", 1)[0] == key), "...")
         owners = [option for option in group_options(group, paths=paths) if _option_sets(group, option, name, paths)]
+        if group in _own_groups(overrides):
+            return (
+                f"{key} is not a setting of your {group}._target_ yet: a new argument is added with a +, "
+                f"e.g. `+{key}={value}`."
+            )
         if owners:
             return (
                 f"{key} is a setting of {' and '.join(f'{group}={owner}' for owner in owners)}, not of the {group} "

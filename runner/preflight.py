@@ -129,7 +129,7 @@ def check_arguments(key: str, target: str, function: Any, given: set[str], suppl
             takes = ", ".join(sorted(named - supplied)) or "nothing else"
             raise ConfigError(
                 f"{key}._target_={target} takes no argument {unknown[0]!r} ({key}.{unknown[0]}). {hint}"
-                f"It takes: {takes}. Remove it with ~{key}.{unknown[0]}, or start from {key.split('.')[0]}=custom."
+                f"It takes: {takes}."
             )
     required = [
         name
@@ -156,6 +156,7 @@ def needs_keras(settings: dict[str, Any]) -> bool:
         or any(metric != "accuracy" for metric in trainer["metrics"])
         or trainer["loss"] != group_option("trainer", "default")["loss"]
         or bool(settings.get("callbacks"))
+        or bool(trainer.get("save_model"))
     )
 
 
@@ -182,6 +183,7 @@ def check_build(settings: dict[str, Any], dataset: Dataset) -> None:
     from runner import objects
     from runner.model import build_network, build_optimizer
 
+    keras.utils.clear_session()  # Keras numbers metrics built before: auc, auc_1...
     model, trainer = settings["model"], settings["trainer"]
     if model["_target_"] != BUILT_IN_MODEL:
         shape = tuple(int(size) for size in dataset.features.shape[1:])
@@ -193,13 +195,23 @@ def check_build(settings: dict[str, Any], dataset: Dataset) -> None:
             )
         sample = np.zeros((2, *shape), "float32")
         output = _built("model", model["_target_"], lambda: network(sample))
-        got = tuple(getattr(output, "shape", ())) if not isinstance(output, (list, tuple, dict)) else "several outputs"
-        if got != (2, dataset.n_classes):
+        if isinstance(output, (list, tuple, dict)):
+            got = f"{len(output)} outputs"
+        else:
+            got = f"outputs of shape {tuple(output.shape)}"
+        if got != f"outputs of shape {(2, dataset.n_classes)}":
             raise ConfigError(
-                f"model._target_={model['_target_']} gives outputs of shape {got} for a batch of 2 samples of "
-                f"{shape}; runner needs one output per class: (2, {dataset.n_classes}). End the model with "
+                f"model._target_={model['_target_']} gives {got} for a batch of 2 samples of {shape}; runner "
+                f"needs one output per class: (2, {dataset.n_classes}). End the model with "
                 "keras.layers.Dense(n_classes, activation='softmax')."
             )
+        check_probabilities(model["_target_"], np.asarray(output), trainer["loss"])
+        if trainer.get("save_model"):
+            _built(
+                "model", model["_target_"], network.get_config,
+                hint="trainer.save_model=true needs a model Keras can save: give a subclassed model get_config(), "
+                "or build it with the functional API.",
+            )  # fmt: skip
     _built(
         "optimizer",
         settings["optimizer"]["_target_"],
@@ -207,10 +219,29 @@ def check_build(settings: dict[str, Any], dataset: Dataset) -> None:
         hint="Another optimizer than the preset's starts from optimizer=custom, which sets only the learning rate.",
     )
     _built("trainer", "loss", lambda: objects.check_loss(trainer["loss"]), what=f"trainer.loss={trainer['loss']}")
-    logged = _built("trainer", "metrics", lambda: objects.logged_names(trainer["metrics"]), what="trainer.metrics")
+    logged = _built(
+        "trainer", "metrics", lambda: objects.logged_names(trainer["metrics"]), what="trainer.metrics",
+        hint="Keras' names include auc, precision, recall, f1_score, top_k_categorical_accuracy; or give a node, "
+        "e.g. {_target_: keras.metrics.AUC, curve: PR}.",
+    )  # fmt: skip
     if "objective" in settings:
         check_logged(settings["objective"]["metric"], logged)
     _built("callbacks", "", lambda: objects.build_callbacks(settings.get("callbacks")), what="callbacks")
+
+
+def check_probabilities(target: str, output: Any, loss: Any) -> None:
+    """A cross-entropy on probabilities (Keras' default) needs outputs that are probabilities."""
+    import numpy as np
+
+    if loss not in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+        return  # a loss node (from_logits, say) or another loss: the user's choice
+    rows = output.sum(axis=-1)
+    if (output < -1e-6).any() or (output > 1 + 1e-6).any() or not np.allclose(rows, 1.0, atol=1e-3):
+        raise ConfigError(
+            f"model._target_={target} gives outputs that are not probabilities (a sample's sum to {rows[0]:.3g}), "
+            f"and trainer.loss={loss} expects them. End the model with Dense(n_classes, activation='softmax'), or "
+            "give a loss on logits: 'trainer.loss={_target_:keras.losses.CategoricalCrossentropy,from_logits:true}'."
+        )
 
 
 def check_class_weight(weights: Any, dataset: Dataset) -> None:

@@ -188,7 +188,7 @@ def train_variant(
             save_network(history.model, output_dir / MODEL_FILE)
     except Exception as exc:  # a failed variant is data, not a crash
         forget_models()  # never reuse a model whose fit broke off
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {first_line(exc)}"
         write_atomic(output_dir / ERROR_FILE, traceback.format_exc())
     seconds = time.perf_counter() - started
 
@@ -252,7 +252,17 @@ def save_network(model, path: Path) -> None:
         inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
         wrapped = len(inner) == 1 and len(model.layers) == 2  # Input, then the user's subclassed model
         network = inner[0] if wrapped else keras.Model(model.input, model.output, name=model.name)
-    network.save(path)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.keras")  # a failed save leaves no file
+    try:
+        network.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line of text (some messages start with a newline)."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")
 
 
 def summarize_history(epochs: dict[str, list[float]], metric: str, mode: str | None = None) -> dict[str, Any]:

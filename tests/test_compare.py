@@ -198,3 +198,26 @@ def test_ties_on_the_metric_go_to_the_lower_validation_loss(tmp_path):
         record = json.loads((sweep / name / "metrics.json").read_text())
         (sweep / name / "metrics.json").write_text(json.dumps({**record, "final_val_loss": loss}))
     assert list(summarize_sweep(sweep).summary["variant"]) == ["second", "first"]
+
+
+def test_a_failed_variant_ranks_last_whatever_its_partial_history(tmp_path):
+    sweep = tmp_path / "sweep"
+    fake_run(sweep, "broke", "broke", 0, [0.9, 0.99], status="failed", job=0)  # trained, then failed (a save)
+    fake_run(sweep, "fine", "fine", 0, [0.5, 0.6], job=1)
+    assert list(summarize_sweep(sweep).summary["variant"]) == ["fine", "broke"]
+
+
+def test_the_console_shows_the_metric_the_ranking_is_by(tmp_path, capsys):
+    from runner.compare import print_ranking, rank_sweep
+
+    sweep = tmp_path / "sweep"
+    for job, (name, loss) in enumerate((("high", 0.9), ("low", 0.4))):
+        fake_run(sweep, name, name, 0, [0.8, 0.8], job=job)
+        record = json.loads((sweep / name / "metrics.json").read_text())
+        record.update(metric="val_loss", mode="min", final_val_loss=loss)
+        (sweep / name / "metrics.json").write_text(json.dumps(record))
+    result = rank_sweep(sweep)
+    assert list(result.summary["variant"]) == ["low", "high"]
+    print_ranking(result)
+    header, first = capsys.readouterr().out.strip().splitlines()[1:3]
+    assert header.split()[4] == "val_loss" and first.split()[4] == "0.400"

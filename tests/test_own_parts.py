@@ -51,6 +51,11 @@ def one_output_too_many(input_shape, n_classes):
     return small_cnn(input_shape, n_classes + 1)
 
 
+def logits(input_shape, n_classes):
+    inputs = keras.Input(shape=input_shape)
+    return keras.Model(inputs, keras.layers.Dense(n_classes)(keras.layers.Flatten()(inputs)))
+
+
 def raises(input_shape, n_classes):
     raise RuntimeError("my builder broke")
 
@@ -72,6 +77,13 @@ def images(n=120, text_labels=False):
 
 def parts():
     x, y = images(90)
+    return {"train": (x[:60], y[:60]), "validation": (x[60:], y[60:])}
+
+
+def unseen_class():
+    x, y = images(90)
+    y = y.copy()
+    y[-1] = 7
     return {"train": (x[:60], y[:60]), "validation": (x[60:], y[60:])}
 
 
@@ -149,12 +161,14 @@ def test_own_cnn_on_own_images_trains_with_telemetry_auc_and_a_saved_model(cli, 
 def test_a_builders_params_sweep_with_early_stopping_and_checkpoints(cli, users_folder):
     done = cli(
         "-m", *OWN, "+model.filters=2,4", "trainer.epochs=6", "callbacks=[early_stopping,checkpoint]",
+        "trainer.metrics=[accuracy,auc]", "objective.metric=val_auc",
         "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=1.0", "hydra.sweep.dir=sweep",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     runs = pd.read_csv(users_folder / "sweep" / "runs.csv").set_index("model.filters")
     assert sorted(runs.index) == [2, 4]
     assert (runs["epochs_run"] == 2).all() and (runs["stopped_epoch"] == 2).all()  # no gain of 1.0: stop at 2
+    assert (runs["metric"] == "val_auc").all() and runs["final_val_auc"].between(0, 1).all()  # AUC in every job
     assert set(pd.read_csv(users_folder / "sweep" / "summary.csv")["status"]) == {"completed"}
     import runner.telemetry  # noqa: F401  (registers the telemetry model the checkpoint saved)
 
@@ -214,10 +228,14 @@ BAD_TARGETS = [
     (["model._target_=my_models.not_a_model"], "returned a str, not a keras.Model"),
     (["model._target_=my_models.one_output_too_many"], "runner needs one output per class: (2, 3)"),
     (["model._target_=my_models.no_classes"], "must take input_shape and n_classes"),
+    (["model._target_=my_models.logits"], "gives outputs that are not probabilities"),
+    (["model._target_=my_models.small_cnn", "model.filters=4"], "a new argument is added with a +, e.g. `+model.filters=4`"),
+    (["data._target_=my_data.unseen_class"], "class '7' is in the validation part but not in the train part"),
+    (["callbacks=[early_stopping,checkpont]"], "Unknown callbacks 'checkpont'. Did you mean callbacks=checkpoint?"),
     (["model._target_=my_models.small_cnn", "+model.filterz=4"], "takes no argument 'filterz'"),
     (["data._target_=my_data.mismatched"], "10 samples of features but 9 labels"),
     (["data._target_=my_data.with_nan"], "1 samples have NaN or infinite features"),
-    (["data._target_=my_data.one_class"], "returned one class only"),
+    (["data._target_=my_data.one_class"], "returned one class only (0.0)"),
     (["data._target_=my_data.empty"], "the data set is empty"),
     (["data._target_=my_data.not_a_pair"], "is a str, not a pair (x, y)"),
     (["trainer.metrics=[accuracy,aucc]"], "trainer.metrics can't be built: ValueError: Could not interpret metric"),
