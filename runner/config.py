@@ -92,6 +92,12 @@ def objective_mode(metric: str, mode: str = "auto") -> str:
     return "min" if base.endswith(("loss", "error", "crossentropy")) else "max"
 
 
+def network_name(target: str, notes_name: str) -> str:
+    """The default title and label: the notes' own for their network, else the builder's name."""
+    return notes_name if target in ("none", "runner.model.mlp") else str(target).rsplit(".", 1)[-1]
+
+
+OmegaConf.register_new_resolver("network_name", network_name, replace=True)
 OmegaConf.register_new_resolver("objective_mode", objective_mode, replace=True)
 OmegaConf.register_new_resolver("variant_dir", variant_dir, replace=True)
 OmegaConf.register_new_resolver("sweep_dir", sweep_dir, replace=True, use_cache=True)

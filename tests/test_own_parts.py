@@ -148,6 +148,7 @@ def test_own_cnn_on_own_images_trains_with_telemetry_auc_and_a_saved_model(cli, 
     assert list(history.columns) == ["epoch", "accuracy", "auc", "loss", "val_accuracy", "val_auc", "val_loss"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["metric"], metrics["mode"], metrics["data"]) == ("val_auc", "max", "custom")
+    assert (metrics["title"], metrics["label"]) == ("small_cnn", "small_cnn")  # the builder's name, not "Base"
     assert metrics["final_val_auc"] == pytest.approx(history["val_auc"].iloc[-1])
     diagnostics = pd.read_csv(out / "diagnostics.csv")
     conv = diagnostics[diagnostics["layer"] == "conv"].set_index(["epoch", "metric"])["value"]
