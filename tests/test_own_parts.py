@@ -230,7 +230,10 @@ BAD_TARGETS = [
     (["model._target_=my_models.one_output_too_many"], "runner needs one output per class: (2, 3)"),
     (["model._target_=my_models.no_classes"], "must take input_shape and n_classes"),
     (["model._target_=my_models.logits"], "gives outputs that are not probabilities"),
-    (["model._target_=my_models.small_cnn", "model.filters=4"], "a new argument is added with a +, e.g. `+model.filters=4`"),
+    (
+        ["model._target_=my_models.small_cnn", "model.filters=4"],
+        "a new argument is added with a +, e.g. `+model.filters",
+    ),
     (["data._target_=my_data.unseen_class"], "class '7' is in the validation part but not in the train part"),
     (["callbacks=[early_stopping,checkpont]"], "Unknown callbacks 'checkpont'. Did you mean callbacks=checkpoint?"),
     (["model._target_=my_models.small_cnn", "+model.filterz=4"], "takes no argument 'filterz'"),
