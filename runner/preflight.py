@@ -206,12 +206,6 @@ def check_build(settings: dict[str, Any], dataset: Dataset) -> None:
                 "keras.layers.Dense(n_classes, activation='softmax')."
             )
         check_probabilities(model["_target_"], np.asarray(output), trainer["loss"])
-        if trainer.get("save_model"):
-            _built(
-                "model", model["_target_"], network.get_config,
-                hint="trainer.save_model=true needs a model Keras can save: give a subclassed model get_config(), "
-                "or build it with the functional API.",
-            )  # fmt: skip
     _built(
         "optimizer",
         settings["optimizer"]["_target_"],
@@ -226,7 +220,19 @@ def check_build(settings: dict[str, Any], dataset: Dataset) -> None:
     )  # fmt: skip
     if "objective" in settings:
         check_logged(settings["objective"]["metric"], logged)
-    _built("callbacks", "", lambda: objects.build_callbacks(settings.get("callbacks")), what="callbacks")
+    callbacks = _built("callbacks", "", lambda: objects.build_callbacks(settings.get("callbacks")), what="callbacks")
+    checkpoints = [
+        callback
+        for callback in callbacks
+        if isinstance(callback, keras.callbacks.ModelCheckpoint) and not callback.save_weights_only
+    ]
+    if model["_target_"] != BUILT_IN_MODEL and (trainer.get("save_model") or checkpoints):
+        why = "trainer.save_model=true" if trainer.get("save_model") else "the checkpoint callback"
+        _built(
+            "model", model["_target_"], network.get_config, verb="saved",
+            hint=f"{why} needs a model Keras can save: give a subclassed model get_config(), or build it with "
+            "the functional API.",
+        )  # fmt: skip
 
 
 def check_probabilities(target: str, output: Any, loss: Any) -> None:
@@ -239,8 +245,8 @@ def check_probabilities(target: str, output: Any, loss: Any) -> None:
     if (output < -1e-6).any() or (output > 1 + 1e-6).any() or not np.allclose(rows, 1.0, atol=1e-3):
         raise ConfigError(
             f"model._target_={target} gives outputs that are not probabilities (a sample's sum to {rows[0]:.3g}), "
-            f"and trainer.loss={loss} expects them. End the model with Dense(n_classes, activation='softmax'), or "
-            "give a loss on logits: 'trainer.loss={_target_:keras.losses.CategoricalCrossentropy,from_logits:true}'."
+            f"and trainer.loss={loss} expects them, as do the metrics (accuracy, AUC...). End the model with "
+            "keras.layers.Dense(n_classes, activation='softmax')."
         )
 
 
@@ -258,7 +264,14 @@ def check_class_weight(weights: Any, dataset: Dataset) -> None:
         )
 
 
-def _built(key: str, target: str, build: Any, what: str | None = None, hint: str = "Fix it before training.") -> Any:
+def _built(
+    key: str,
+    target: str,
+    build: Any,
+    what: str | None = None,
+    hint: str = "Fix it before training.",
+    verb: str = "built",
+) -> Any:
     """build(), with what it raises as one line naming the setting."""
     try:
         return build()
@@ -267,6 +280,7 @@ def _built(key: str, target: str, build: Any, what: str | None = None, hint: str
     except Exception as error:
         while error.__cause__ is not None:  # instantiate's wrapper: the builder's own error
             error = error.__cause__
-        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        text = " ".join(str(error).split())  # Keras' messages run over several lines
+        text = text if len(text) <= 240 else text[:237] + "..."
         where = what or f"{key}._target_={target}"
-        raise ConfigError(f"{where} can't be built: {type(error).__name__}: {text.rstrip('.')}. {hint}") from None
+        raise ConfigError(f"{where} can't be {verb}: {type(error).__name__}: {text.rstrip('.')}. {hint}") from None

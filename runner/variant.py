@@ -88,7 +88,7 @@ def failed_before_training(
         title=settings["title"],
         metric=metric,
         mode=mode,
-        data=settings["data"]["name"],
+        data=settings["data"].get("name") or str(settings["data"]["_target_"]).rsplit(".", 1)[-1],
         seed=settings["trainer"]["seed"],
         epochs=settings["trainer"]["epochs"],
         seconds=0.0,

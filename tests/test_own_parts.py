@@ -43,6 +43,20 @@ def tower(input_shape, n_classes, units=8):
     return Tower(units, n_classes)
 
 
+class Unsavable(keras.Model):
+    def __init__(self, head):  # a layer as an argument: Keras can't write its config
+        super().__init__()
+        self.flatten = keras.layers.Flatten()
+        self.head = head
+
+    def call(self, x):
+        return self.head(self.flatten(x))
+
+
+def unsavable(input_shape, n_classes):
+    return Unsavable(keras.layers.Dense(n_classes, activation="softmax"))
+
+
 def not_a_model(input_shape, n_classes):
     return "a model"
 
@@ -147,7 +161,7 @@ def test_own_cnn_on_own_images_trains_with_telemetry_auc_and_a_saved_model(cli, 
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns) == ["epoch", "accuracy", "auc", "loss", "val_accuracy", "val_auc", "val_loss"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (metrics["metric"], metrics["mode"], metrics["data"]) == ("val_auc", "max", "custom")
+    assert (metrics["metric"], metrics["mode"], metrics["data"]) == ("val_auc", "max", "images")  # the loader's
     assert (metrics["title"], metrics["label"]) == ("small_cnn", "small_cnn")  # the builder's name, not "Base"
     assert metrics["final_val_auc"] == pytest.approx(history["val_auc"].iloc[-1])
     diagnostics = pd.read_csv(out / "diagnostics.csv")
@@ -230,6 +244,8 @@ BAD_TARGETS = [
     (["model._target_=my_models.one_output_too_many"], "runner needs one output per class: (2, 3)"),
     (["model._target_=my_models.no_classes"], "must take input_shape and n_classes"),
     (["model._target_=my_models.logits"], "gives outputs that are not probabilities"),
+    (["model._target_=my_models.unsavable", "callbacks=checkpoint"], "the checkpoint callback needs a model Keras"),
+    (["model._target_=my_models.unsavable", "trainer.save_model=true"], "can't be saved: NotImplementedError"),
     (
         ["model._target_=my_models.small_cnn", "model.filters=4"],
         "a new argument is added with a +, e.g. `+model.filters",
