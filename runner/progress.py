@@ -18,29 +18,32 @@ class Finished:
     values: dict[str, Any]  # its swept values
     seed: int | None
     status: str
-    val_accuracy: float | None
+    value: float | None  # the final value of the objective's metric
     seconds: float
     skipped: bool = False
     error: str | None = None  # why it failed, with where its traceback is
+    metric: str = "val_accuracy"
 
     @classmethod
     def of(cls, record: dict[str, Any], folder: str | None = None, skipped: bool = False) -> Finished:
         error = record.get("error")
+        metric = str(record.get("metric") or "val_accuracy")
         return cls(
             label=str(record.get("label")),
             values=dict(record.get("swept") or {}),
             seed=record.get("seed"),
             status=str(record.get("status")),
-            val_accuracy=record.get("final_val_accuracy"),
+            value=record.get(f"final_{metric}"),
             seconds=0.0 if skipped else float(record.get("seconds") or 0.0),
             skipped=skipped,
             error=f"{error.splitlines()[0]} (traceback: {folder}/error.txt)" if error else None,
+            metric=metric,
         )
 
     def describe(self) -> str:
         shown = [f"{key}={value}" for key, value in self.values.items() if key != "trainer.seed"]
         shown.append(f"seed {self.seed}")
-        outcome = f"failed: {self.error}" if self.error else f"{self.status}, val_accuracy {number(self.val_accuracy)}"
+        outcome = f"failed: {self.error}" if self.error else f"{self.status}, {self.metric} {number(self.value)}"
         return f"{self.label} ({', '.join(shown)}): {outcome}" + ("; done earlier, skipped" if self.skipped else "")
 
 

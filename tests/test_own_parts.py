@@ -184,6 +184,7 @@ def test_a_builders_params_sweep_with_early_stopping_and_checkpoints(cli, users_
     assert sorted(runs.index) == [2, 4]
     assert (runs["epochs_run"] == 2).all() and (runs["stopped_epoch"] == 2).all()  # no gain of 1.0: stop at 2
     assert (runs["metric"] == "val_auc").all() and runs["final_val_auc"].between(0, 1).all()  # AUC in every job
+    assert "completed, val_auc 0." in done.stdout  # each progress line shows the objective
     assert set(pd.read_csv(users_folder / "sweep" / "summary.csv")["status"]) == {"completed"}
     import runner.telemetry  # noqa: F401  (registers the telemetry model the checkpoint saved)
 
