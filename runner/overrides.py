@@ -248,6 +248,8 @@ def composition_error(error: Exception, overrides: Sequence[str], paths: Sequenc
         group, _, name = key.partition(".")
         value = next((line.split("=", 1)[1] for line in overrides if line.split("=", 1)[0] == key), "...")
         owners = [option for option in group_options(group, paths=paths) if _option_sets(group, option, name, paths)]
+        if key == "metric":  # renamed when the objective got its mode
+            return f"metric is now objective.metric: `objective.metric={value}` (and objective.mode=max|min|auto)."
         if group in _own_groups(overrides):
             return (
                 f"{key} is not a setting of your {group}._target_ yet: a new argument is added with a +, "

@@ -148,6 +148,7 @@ BAD_INPUTS = [
     (["optimizer.momentum=-1"], "Invalid optimizer.momentum=-1: it must be in [0, 1)"),
     (["optimizer=adam", "optimizer.beta_1=2"], "Invalid optimizer.beta_1=2: it must be in [0, 1)"),
     (["optimizer.rho=abc"], "Invalid optimizer.rho='abc'"),
+    (["metric=val_loss"], "metric is now objective.metric: `objective.metric=val_loss`"),
     (["model.residual=true"], "a skip connection goes around a hidden layer whose input has its width, and [32, 64]"),
     (["~model.l1"], "model.l1 is missing (removed with ~model.l1?), and runner reads it"),
     (["optimizer=adam,sgd"], "optimizer=adam,sgd gives several values, which only a sweep runs: add -m"),
