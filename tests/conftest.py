@@ -34,3 +34,12 @@ def cli(tmp_path):
         return run_cli(*args, cwd=tmp_path, **kwargs)
 
     return call
+
+
+def assert_refused(done: subprocess.CompletedProcess, message: str, folder: Path) -> None:
+    """A user's mistake: exit status 2, its message in one line, no traceback, nothing written."""
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # one line, nothing of Hydra's around it
+    assert "Traceback" not in done.stderr and "HYDRA_FULL_ERROR" not in done.stderr
+    assert not list(folder.rglob("history.csv")) and not (folder / "results").exists()

@@ -14,7 +14,7 @@ import pytest
 from runner.config import settings_of
 from runner.data import load_dataset, split_dataset
 from runner.preflight import check_build, check_targets
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_refused
 from tests.test_config import compose_config
 
 MODELS = """
@@ -279,11 +279,7 @@ def test_a_bad_target_is_named_before_anything_is_written(cli, users_folder, arg
     base = ["model=custom", "data=custom", "data._target_=my_data.images"] if args[0].startswith("model") else []
     if args[0].startswith("data"):
         base = ["data=custom"]
-    done = cli(*base, *args, "trainer.epochs=1")
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert not (users_folder / "results").exists()  # no run folder, no result file
+    assert_refused(cli(*base, *args, "trainer.epochs=1"), message, users_folder)
 
 
 def test_the_digits_cnn_experiment_runs_end_to_end_at_tiny_size(tmp_path):
