@@ -108,9 +108,10 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
         data_key = repr((settings["data"], settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
         if data_key not in datasets:
             datasets[data_key] = check_data(settings)
-        if build_key(settings) not in built:  # each distinct network, optimizer, metrics... built once
+        key = build_key(settings)
+        if key not in built:  # each distinct network, optimizer, metrics... built once
             check_build(settings, datasets[data_key])
-            built.add(build_key(settings))
+            built.add(key)
     HydraConfig.instance().set_config(config)
     # Only once every job is valid: the tracker's parent run, then the facts the jobs read.
     sweep_dir = Path(config.hydra.sweep.dir)
