@@ -301,6 +301,14 @@ _TARGET_EXAMPLES = {
 }
 
 
+def is_preset(group: str, node: dict[str, Any]) -> bool:
+    """The node is one of runner's own options of `group` (not custom): its name and its `_target_`."""
+    name = node.get("name")
+    return (
+        name in group_options(group) and name != "custom" and node["_target_"] == group_option(group, name)["_target_"]
+    )
+
+
 def _check_trainer(check: _Checker, trainer: dict[str, Any]) -> None:
     check.integer("trainer.epochs", 1)
     check.integer("trainer.batch_size", 1)
@@ -447,12 +455,10 @@ def _check_data(check: _Checker, data: dict[str, Any]) -> None:
     standardize = data.get("standardize", "auto")
     if standardize not in ("auto", True, False):
         check.fail("data.standardize", "it must be auto, true or false", "Set e.g. data.standardize=auto.")
-    name = data.get("name")
-    if name not in group_options("data") or name == "custom":
+    if not is_preset("data", data):
         return
+    name = data["name"]
     option = group_option("data", name)
-    if data["_target_"] != option["_target_"]:
-        return
     check.known_keys("data", set(option), f"data={name}")
     check.present("data", option)
     if name == "csv":

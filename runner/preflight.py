@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from runner import devices
-from runner.config import BUILT_IN_MODEL, ConfigError, check_logged, group_option, group_options, is_target
+from runner.config import BUILT_IN_MODEL, ConfigError, check_logged, group_option, is_preset, is_target
 from runner.data import OWN_KEYS, Dataset
 
 # Arguments runner itself passes to a target, by config node.
@@ -43,12 +43,7 @@ def built_in(key: str, node: dict[str, Any]) -> bool:
     """Runner's own network, or a preset of its optimizers or data sets, as conf/ gives it."""
     if key == "model":
         return node["_target_"] == BUILT_IN_MODEL
-    if key in ("optimizer", "data"):
-        name = node.get("name")
-        return (
-            name in group_options(key) and name != "custom" and node["_target_"] == group_option(key, name)["_target_"]
-        )
-    return False
+    return key in ("optimizer", "data") and is_preset(key, node)
 
 
 def check_targets(settings: dict[str, Any]) -> None:
