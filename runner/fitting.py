@@ -41,12 +41,15 @@ def fit_model(
     model = compiled_model(settings, split.x_train.shape[1:], n_classes, name, gradients, reuse=reuse)
     history = history if history is not None else keras.callbacks.History()
     sparse = sparse_labels(trainer["loss"])
-    train, validation = input_pipeline(split, n_classes, trainer["batch_size"], trainer["seed"], sparse)
+    train, validation, steps = input_pipeline(
+        split, n_classes, trainer["batch_size"], trainer["seed"], trainer["epochs"], sparse
+    )
     model.fit(
         train,
         validation_data=validation,
         epochs=trainer["epochs"],
-        shuffle=False,  # the pipeline reshuffles every epoch
+        steps_per_epoch=steps,
+        shuffle=False,  # the stream is in the seed's order
         verbose=trainer["verbose"],
         class_weight=class_weights(trainer.get("class_weight"), split.y_train, n_classes),
         callbacks=[
@@ -146,21 +149,30 @@ def _clear_session() -> None:
     keras.utils.clear_session(free_memory=collect)
 
 
+def shuffle_orders(seeds: list[int], size: int, epochs: int) -> np.ndarray:
+    """The order of `size` training samples in every epoch for each seed, (epochs, size, seeds):
+    drawn here rather than by tf.data, so that a packed member and a separate run share it."""
+    orders = [[np.random.default_rng([seed, epoch]).permutation(size) for epoch in range(epochs)] for seed in seeds]
+    return np.stack([np.asarray(order) for order in orders], axis=-1)
+
+
 def input_pipeline(
-    split: Split, n_classes: int, batch_size: int, seed: int, sparse: bool = False
-) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """The training set reshuffled every epoch (as fit(shuffle=True) does with arrays), the
-    validation set batched once and cached. Their batch dimension is unknown, so the last,
-    smaller batch reuses the traced step instead of tracing another. Labels are one-hot, or
-    class indexes for a sparse loss."""
+    split: Split, n_classes: int, batch_size: int, seed: int, epochs: int, sparse: bool = False
+) -> tuple[tf.data.Dataset, tf.data.Dataset, int]:
+    """Every epoch's training batches in one stream, in the seed's order (fit reads `steps` of
+    them per epoch); the validation set batched once and cached; `steps`. Their batch dimension
+    is unknown, so the last, smaller batch reuses the traced step instead of tracing another.
+    Labels are one-hot, or class indexes for a sparse loss."""
 
     def labels(values: np.ndarray) -> np.ndarray:
         return values.astype("int64") if sparse else one_hot(values, n_classes)
 
+    size = len(split.x_train)
+    x, y = tf.constant(split.x_train), tf.constant(labels(split.y_train))
     train = (
-        tf.data.Dataset.from_tensor_slices((split.x_train, labels(split.y_train)))
-        .shuffle(len(split.x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
+        tf.data.Dataset.from_tensor_slices(shuffle_orders([seed], size, epochs)[..., 0])
+        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+        .map(lambda indexes: (tf.gather(x, indexes), tf.gather(y, indexes)))
     )
     validation = tf.data.Dataset.from_tensor_slices((split.x_val, labels(split.y_val)))
-    return train, validation.batch(batch_size).cache()
+    return train, validation.batch(batch_size).cache(), -(-size // batch_size)

@@ -71,28 +71,7 @@ def mlp(
     (F(x) + x) around the hidden layers whose input has their width."""
     settings = dict(locals())
     inputs = keras.Input(shape=tuple(input_shape))
-    blocks: list[list[keras.layers.Layer]] = []
-    for index, units in enumerate(hidden_layer_sizes(settings)):
-        block = []
-        if index > 0:
-            if normalization == "batch":
-                block.append(keras.layers.BatchNormalization(name=f"batch_norm_{index}"))
-            elif normalization == "layer":
-                block.append(keras.layers.LayerNormalization(name=f"layer_norm_{index}"))
-            if dropout_rate > 0:
-                block.append(keras.layers.Dropout(dropout_rate, name=f"dropout_{index}"))
-        block.append(
-            keras.layers.Dense(
-                units,
-                activation=hidden_activation,
-                kernel_initializer=build_initializer(weights_initializer, weights_scale),
-                bias_initializer=build_initializer(bias_initializer),
-                kernel_regularizer=build_regularizer(settings),
-                name=f"hidden_{index + 1}",
-            )
-        )
-        blocks.append(block)
-    output = keras.layers.Dense(n_classes, activation=output_activation, name="output")
+    blocks, output = mlp_layers(settings)
 
     if not residual:
         return keras.Sequential(
@@ -106,6 +85,37 @@ def mlp(
         if index > 0 and skip.shape[-1] == hidden.shape[-1]:
             hidden = keras.layers.Add(name=f"residual_{index + 1}")([skip, hidden])
     return keras.Model(inputs=inputs, outputs=output(hidden), name=_model_name(name))
+
+
+def mlp_layers(settings: dict[str, Any]) -> tuple[list[list[keras.layers.Layer]], keras.layers.Layer]:
+    """The notes' network's layers, unbuilt, in the order their random seeds are drawn: a block
+    per hidden layer (normalization, dropout, Dense), then the output layer."""
+    blocks: list[list[keras.layers.Layer]] = []
+    normalization, dropout_rate = settings.get("normalization", "none"), settings.get("dropout_rate", 0.0)
+    for index, units in enumerate(hidden_layer_sizes(settings)):
+        block = []
+        if index > 0:
+            if normalization == "batch":
+                block.append(keras.layers.BatchNormalization(name=f"batch_norm_{index}"))
+            elif normalization == "layer":
+                block.append(keras.layers.LayerNormalization(name=f"layer_norm_{index}"))
+            if dropout_rate > 0:
+                block.append(keras.layers.Dropout(dropout_rate, name=f"dropout_{index}"))
+        block.append(
+            keras.layers.Dense(
+                units,
+                activation=settings.get("hidden_activation", "relu"),
+                kernel_initializer=build_initializer(
+                    settings.get("weights_initializer", "random_normal"), settings.get("weights_scale")
+                ),
+                bias_initializer=build_initializer(settings.get("bias_initializer", "zeros")),
+                kernel_regularizer=build_regularizer(settings),
+                name=f"hidden_{index + 1}",
+            )
+        )
+        blocks.append(block)
+    output = keras.layers.Dense(settings["n_classes"], activation=settings.get("output_activation", "softmax"), name="output")
+    return blocks, output
 
 
 def build_network(model: dict[str, Any], input_shape: tuple[int, ...], n_classes: int) -> keras.Model:

@@ -212,9 +212,9 @@ def _report_progress(sweep_dir: str, future: Future) -> None:
 
     if future.cancelled() or future.exception() is not None:
         return
-    _, line = future.result()
-    if line is not None:
-        progress.report(sweep_dir, line)
+    for _, line in future.result():
+        if line is not None:
+            progress.report(sweep_dir, line)
 
 
 def after_sweep(sweep_dir: str, then: Callable[[], None]) -> bool:
@@ -254,8 +254,9 @@ def check_jobs(sweep_dir: str, returns: Sequence) -> None:
 
 
 def job_returns(futures: list[Future]) -> list:
-    """The Hydra JobReturns of jobs run on the worker pool (sent back by cloudpickle), from their
-    futures or from futures of those (queued jobs); where a worker died midway, a message that
+    """The Hydra JobReturns of jobs run on the worker pool (each future's list of them, sent back
+    by cloudpickle with its progress line), from their futures or from futures of those (queued
+    jobs); where a worker died midway, a message that
     says how to go on, and exit status 1."""
     from concurrent.futures.process import BrokenProcessPool
 
@@ -263,8 +264,8 @@ def job_returns(futures: list[Future]) -> list:
     try:
         for future in futures:
             result = future.result()
-            job_return, _ = result.result() if isinstance(result, Future) else result
-            returns.append(pickle.loads(job_return))
+            for job_return, _ in result.result() if isinstance(result, Future) else result:
+                returns.append(pickle.loads(job_return))
     except BrokenProcessPool:
         stop_workers()
         sys.stderr.write(

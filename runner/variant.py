@@ -10,6 +10,7 @@ import logging
 import os
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,42 +167,51 @@ def train_variant(
 
         tracker = open_logger(settings, output_dir, swept, sweep or {})
 
-    history = keras.callbacks.History()
     options = settings.get("telemetry") or {}
-    telemetry = None
-    if options.get("gradients") or options.get("activations"):
-        probe = split.x_val[: options["probe_size"]] if options["activations"] else None
-        telemetry = TelemetryCallback(probe, gradients=options["gradients"])
-    error = None
-    started = time.perf_counter()
-    try:
-        fit_model(
-            settings,
-            split,
-            dataset.n_classes,
-            settings["label"],
-            history=history,
-            telemetry=telemetry,
-            callbacks=tracker.callbacks() if tracker is not None else None,
+    recorded = options.get("gradients") or options.get("activations")
+    outcome = _pack.outcome(settings, dataset) if _pack is not None else None
+    if outcome is not None:  # trained with the other seeds of its pack
+        epochs, rows, nonfinite_epoch, seconds, error = (
+            outcome.history, outcome.rows, outcome.nonfinite_epoch, outcome.seconds, outcome.error
         )
-        if settings["trainer"].get("save_model"):
-            save_network(history.model, output_dir / MODEL_FILE)
-    except Exception as exc:  # a failed variant is data, not a crash
-        forget_models()  # never reuse a model whose fit broke off
-        error = f"{type(exc).__name__}: {first_line(exc)}"
-        write_atomic(output_dir / ERROR_FILE, traceback.format_exc())
-    seconds = time.perf_counter() - started
+        if outcome.traceback:
+            write_atomic(output_dir / ERROR_FILE, outcome.traceback)
+    else:
+        history = keras.callbacks.History()
+        telemetry = None
+        if recorded:
+            probe = split.x_val[: options["probe_size"]] if options["activations"] else None
+            telemetry = TelemetryCallback(probe, gradients=options["gradients"])
+        error = None
+        started = time.perf_counter()
+        try:
+            fit_model(
+                settings,
+                split,
+                dataset.n_classes,
+                settings["label"],
+                history=history,
+                telemetry=telemetry,
+                callbacks=tracker.callbacks() if tracker is not None else None,
+            )
+            if settings["trainer"].get("save_model"):
+                save_network(history.model, output_dir / MODEL_FILE)
+        except Exception as exc:  # a failed variant is data, not a crash
+            forget_models()  # never reuse a model whose fit broke off
+            error = f"{type(exc).__name__}: {first_line(exc)}"
+            write_atomic(output_dir / ERROR_FILE, traceback.format_exc())
+        seconds = time.perf_counter() - started
+        epochs = getattr(history, "history", {}) or {}
+        rows = telemetry.rows if telemetry is not None else []
+        nonfinite_epoch = telemetry.nonfinite_epoch if telemetry is not None else None
 
-    epochs = getattr(history, "history", {}) or {}
     metric, mode = ranking(settings)
     record = summarize_history(epochs, metric, mode)
-    if telemetry is not None:
-        write_atomic(output_dir / DIAGNOSTICS_FILE, diagnostics_table(telemetry.rows))
-        record.update(summarize_diagnostics(telemetry.rows))
-        if telemetry.nonfinite_epoch is not None and (
-            record["diverged_epoch"] is None or telemetry.nonfinite_epoch < record["diverged_epoch"]
-        ):
-            record.update(status="diverged", diverged_epoch=telemetry.nonfinite_epoch)
+    if recorded:
+        write_atomic(output_dir / DIAGNOSTICS_FILE, diagnostics_table(rows))
+        record.update(summarize_diagnostics(rows))
+        if nonfinite_epoch is not None and (record["diverged_epoch"] is None or nonfinite_epoch < record["diverged_epoch"]):
+            record.update(status="diverged", diverged_epoch=nonfinite_epoch)
     if error is not None:
         record["status"] = "failed"
     stopped = record["status"] == "completed" and record["epochs_run"] < settings["trainer"]["epochs"]
@@ -217,6 +227,7 @@ def train_variant(
         epochs=settings["trainer"]["epochs"],
         seconds=round(seconds, 3),
         threads=tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+        packed=outcome.members if outcome is not None else None,
         swept=swept,
         job=job,
         fingerprint=fingerprint,
@@ -287,3 +298,71 @@ def summarize_history(epochs: dict[str, list[float]], metric: str, mode: str | N
     else:
         record["best_epoch"] = None
     return record
+
+
+class _Pack:
+    """The seeds of one variant that a worker runs one after the other (runner.packs planned
+    them): the first to train trains those not finished yet as one packed model."""
+
+    def __init__(self, configs: list[DictConfig]) -> None:
+        import copy
+
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import open_dict, read_write
+
+        self.pending: dict[int, str] = {}  # seed -> the settings' key without it
+        for config in configs:
+            HydraConfig.instance().set_config(config)
+            task = copy.deepcopy(config)
+            with read_write(task), open_dict(task):
+                del task["hydra"]
+            settings = check_settings(task)
+            output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+            if finished_record(output_dir, config_fingerprint(settings)) is None:
+                self.pending[settings["trainer"]["seed"]] = _without_seed(settings)
+        self.outcomes: dict[int, Any] | None = None
+
+    def outcome(self, settings: dict[str, Any], dataset: Dataset):
+        """This seed's MemberOutcome (runner.packing), the pack trained on first use; None where it
+        is not a pending member or the packer cannot train it (it trains on its own then)."""
+        from runner import packing
+
+        seed = settings["trainer"]["seed"]
+        if self.pending.get(seed) != _without_seed(settings) or len(self.pending) < 2:
+            return None
+        if self.outcomes is None:
+            seeds = sorted(self.pending)
+            try:
+                members = packing.train_pack(settings, dataset, seeds)
+            except packing.PackingError as reason:
+                log.info("%s: seeds %s run one by one: %s", settings["label"], seeds, reason)
+                members = [None] * len(seeds)
+            except Exception as exc:  # every seed of the pack records the failure
+                error, text = f"{type(exc).__name__}: {first_line(exc)}", traceback.format_exc()
+                members = [packing.MemberOutcome(history={}, error=error, traceback=text, members=len(seeds)) for _ in seeds]
+            self.outcomes = dict(zip(seeds, members, strict=True))
+        return self.outcomes.get(seed)
+
+
+def _without_seed(settings: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps({**settings, "trainer": {**settings["trainer"], "seed": None}}, sort_keys=True, default=str)
+
+
+_pack: _Pack | None = None
+
+
+@contextmanager
+def packed(configs: list[DictConfig]):
+    """Within this block the jobs `configs` (seeds of one variant) train as one packed model."""
+    global _pack
+    try:
+        _pack = _Pack(configs)
+    except Exception as exc:  # a config the packer cannot read ahead: each job runs on its own
+        log.debug("no pack: %s", exc)
+        _pack = None
+    try:
+        yield
+    finally:
+        _pack = None

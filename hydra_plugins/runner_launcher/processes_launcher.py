@@ -10,7 +10,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from runner.processes import PRELOAD
 
@@ -24,6 +24,10 @@ class ProcessesLauncherConf:
     recycle_after: int = 10
     # Modules imported once, before the workers are forked, so that each starts with them loaded.
     preload: list[str] = field(default_factory=lambda: list(PRELOAD))
+    # Train the seeds of a variant of the built-in network as one packed model (runner.packing).
+    pack_seeds: bool = True
+    # The most seeds in one packed model.
+    pack_size: int = 100
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="processes", node=ProcessesLauncherConf, provider="runner")
@@ -34,22 +38,20 @@ _state: bytes | None = None
 _shared: tuple[bytes, tuple] | None = None
 
 
-def _execute_job(payload: tuple[bytes, bytes, bytes]) -> tuple[bytes, object]:
-    """In a worker: run a job as Hydra's joblib launcher does; returns its pickled JobReturn and
-    progress line. Hydra's state and the sweep's shared part are set only where they changed
-    (setting the state discovers every plugin again), and before the job's configs are unpickled."""
+def _execute_jobs(payload: tuple[bytes, bytes, list[bytes]]) -> list[tuple[bytes, object]]:
+    """In a worker: run jobs as Hydra's joblib launcher does, several of them the seeds of one
+    packed model (runner.variant.packed); returns each one's pickled JobReturn and progress line.
+    Hydra's state and the sweep's shared part are set only where they changed (setting the state
+    discovers every plugin again), and before the job's configs are unpickled."""
     import pickle
 
-    import cloudpickle
-    from hydra.core.hydra_config import HydraConfig
     from hydra.core.singleton import Singleton
-    from hydra.core.utils import run_job, setup_globals
-    from omegaconf import open_dict
+    from hydra.core.utils import setup_globals
 
-    from runner import progress
+    from runner import variant
 
     global _state, _shared
-    state, shared, job = payload
+    state, shared, jobs = payload
     setup_globals()
     if state != _state:
         Singleton.set_state(pickle.loads(state))
@@ -57,12 +59,28 @@ def _execute_job(payload: tuple[bytes, bytes, bytes]) -> tuple[bytes, object]:
     if _shared is None or _shared[0] != shared:
         _shared = shared, pickle.loads(shared)
     hydra_context, config, task_function = _shared[1]
-    idx, overrides, sweep_config = pickle.loads(job)
-    if sweep_config is None:
-        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
-    with open_dict(sweep_config):
-        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
-        sweep_config.hydra.job.num = idx
+    composed = []
+    for job in jobs:
+        idx, overrides, sweep_config = pickle.loads(job)
+        if sweep_config is None:
+            sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
+            sweep_config.hydra.job.num = idx
+        composed.append(sweep_config)
+    if len(composed) == 1:
+        return [_run(hydra_context, composed[0], task_function)]
+    with variant.packed(composed):
+        return [_run(hydra_context, sweep_config, task_function) for sweep_config in composed]
+
+
+def _run(hydra_context, sweep_config: DictConfig, task_function) -> tuple[bytes, object]:
+    import cloudpickle
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import run_job
+
+    from runner import progress
+
     HydraConfig.instance().set_config(sweep_config)
     job_return = run_job(
         hydra_context=hydra_context,
@@ -75,10 +93,18 @@ def _execute_job(payload: tuple[bytes, bytes, bytes]) -> tuple[bytes, object]:
 
 
 class ProcessesLauncher(Launcher):
-    def __init__(self, n_jobs: int = -1, recycle_after: int = 10, preload: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        n_jobs: int = -1,
+        recycle_after: int = 10,
+        preload: Sequence[str] = (),
+        pack_seeds: bool = True,
+        pack_size: int = 100,
+    ) -> None:
         from runner.devices import worker_count
 
         self.workers = worker_count(n_jobs)
+        self.pack_seeds, self.pack_size = pack_seeds, max(int(pack_size), 1)
         self.recycle_after = recycle_after if recycle_after and recycle_after > 0 else None
         self.preload = list(preload)
         # Set by a sweeper that reads no job's result before its next launch (runner's grid sweeper):
@@ -101,6 +127,7 @@ class ProcessesLauncher(Launcher):
         from hydra.core.utils import configure_log, filter_overrides, setup_globals
 
         from runner.composition import PrecomposedConfigLoader
+        from runner.packs import plan_packs
         from runner.processes import job_returns, submit_jobs, worker_pool
 
         assert self.config is not None and self.task_function is not None and self.hydra_context is not None
@@ -120,11 +147,15 @@ class ProcessesLauncher(Launcher):
         state = cloudpickle.dumps(Singleton.get_state())
         shared = cloudpickle.dumps((self.hydra_context, self.config, self.task_function))
         precomposed = isinstance(loader, PrecomposedConfigLoader)
-        payloads = []
-        for idx, overrides in enumerate(job_overrides):
-            composed = loader.precomposed(self.config, overrides) if precomposed else None
-            payloads.append((state, shared, cloudpickle.dumps((initial_job_idx + idx, overrides, composed))))
-        futures = submit_jobs(str(sweep_dir), pool, _execute_job, payloads, queue=self.may_queue)
+        composed = [loader.precomposed(self.config, overrides) if precomposed else None for overrides in job_overrides]
+        packs = [[idx] for idx in range(len(job_overrides))]
+        if self.pack_seeds:
+            packs = plan_packs(composed, self.workers, self.pack_size)
+        payloads = [
+            (state, shared, [cloudpickle.dumps((initial_job_idx + idx, job_overrides[idx], composed[idx])) for idx in pack])
+            for pack in packs
+        ]
+        futures = submit_jobs(str(sweep_dir), pool, _execute_jobs, payloads, queue=self.may_queue)
         if futures is None:
             # Queued (runner.processes.queued_sweeps): the results are checked once the jobs are done.
             return [JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED) for overrides in job_overrides]

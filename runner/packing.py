@@ -1,0 +1,379 @@
+"""Packed seeds: the seeds of one variant of the built-in network trained together as one Keras
+model with a member axis on every weight (inputs (batch, member, features)). Member i has the
+split, initial weights and sample order of a separate run with seed i; its loss, gradients,
+optimizer slots, normalization statistics and telemetry are its own."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from runner.data import Split, one_hot
+from runner.fitting import shuffle_orders
+from runner.model import build_optimizer, mlp_layers
+from runner.telemetry import RELU_FAMILY, SATURATION, VectorMean
+
+
+@dataclass
+class MemberOutcome:
+    """What a packed member's training gave: its history, telemetry rows and divergence epoch."""
+
+    history: dict[str, list[float]]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    nonfinite_epoch: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    traceback: str | None = None
+    members: int = 1  # the pack's size
+
+
+class PackedDense(keras.layers.Layer):
+    """M Dense layers side by side: kernel (M, in, units), bias (M, units), one einsum."""
+
+    def __init__(self, members: int, units: int, activation, l1: float = 0.0, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.members, self.units = members, units
+        self.activation = keras.activations.get(activation)
+        self.l1, self.l2 = l1, l2
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(self.members, input_shape[-1], self.units), initializer="zeros", name="kernel")
+        self.bias = self.add_weight(shape=(self.members, self.units), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        return self.activation(tf.einsum("bmf,mfu->bmu", inputs, self.kernel) + self.bias)
+
+    def penalty(self):
+        """Each member's kernel penalty, as Keras' L1/L2 regularizers compute it: shape (M,)."""
+        total = tf.zeros((self.members,))
+        if self.l1:
+            total += self.l1 * tf.reduce_sum(tf.abs(self.kernel), axis=[1, 2])
+        if self.l2:
+            total += self.l2 * tf.reduce_sum(tf.square(self.kernel), axis=[1, 2])
+        return total
+
+
+class MemberScale(keras.layers.Layer):
+    """Per-member gamma and beta (M, units): layer normalization's affine part, kept per member."""
+
+    def __init__(self, members: int, **kwargs):
+        super().__init__(**kwargs)
+        self.members = members
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(shape=(self.members, input_shape[-1]), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(self.members, input_shape[-1]), initializer="zeros", name="beta")
+
+    def call(self, inputs):
+        return inputs * self.gamma + self.beta
+
+
+class MemberMean(keras.metrics.Metric):
+    """Per-member running means over an epoch's samples: one (M,) vector, weighted by batch size
+    as Keras' loss tracker and accuracy weigh them."""
+
+    def __init__(self, members: int, name: str):
+        super().__init__(name=name)
+        self.total = self.add_variable(shape=(members,), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, sums, count):
+        self.total.assign_add(tf.cast(sums, self.total.dtype))
+        self.count.assign_add(tf.cast(count, self.count.dtype))
+
+    def result(self):
+        return self.total / tf.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(tf.zeros_like(self.total))
+        self.count.assign(0.0)
+
+
+class PackedModel(keras.Model):
+    """The packed network with a train and test step that keep every member's loss its own: the
+    loss is the sum of the members' losses, so each member's gradient is that of its own loss."""
+
+    def __init__(self, *args, members: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.members = members
+        self.loss_mean = MemberMean(members, "loss")
+        self.accuracy_mean = MemberMean(members, "accuracy")
+        self.kernels = [layer for layer in self.layers if isinstance(layer, PackedDense)]
+        self.gradient_stats: VectorMean | None = None  # set by PackRecorder where telemetry asks
+
+    @property
+    def metrics(self):
+        return [self.loss_mean, self.accuracy_mean]
+
+    def member_losses(self, y, y_pred):
+        """Each member's mean cross-entropy over the batch plus its kernel penalty: shape (M,)."""
+        entropy = keras.losses.categorical_crossentropy(y, y_pred)  # (batch, M)
+        return tf.reduce_mean(entropy, axis=0) + tf.add_n([layer.penalty() for layer in self.kernels])
+
+    def _update(self, x, y, y_pred, losses):
+        batch = tf.shape(x)[0]
+        hits = keras.metrics.categorical_accuracy(y, y_pred)  # (batch, M)
+        self.loss_mean.update_state(losses * tf.cast(batch, losses.dtype), batch)
+        self.accuracy_mean.update_state(tf.reduce_sum(tf.cast(hits, "float32"), axis=0), batch)
+        return {"loss": self.loss_mean.result(), "accuracy": self.accuracy_mean.result()}
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            losses = self.member_losses(y, y_pred)
+            total = tf.reduce_sum(losses)
+        weights = self.trainable_weights
+        gradients = tape.gradient(total, weights)
+        if self.gradient_stats is None:
+            self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
+        else:
+            self._apply_and_record(weights, gradients)
+        return self._update(x, y, y_pred, losses)
+
+    def _apply_and_record(self, weights, gradients):
+        members = self.members
+
+        def per_member(tensor):  # every packed weight is member-major: (M, ...) or (M * units,)
+            return tf.reduce_sum(tf.square(tf.reshape(tensor, (members, -1))), axis=1)
+
+        position = {id(weight): index for index, weight in enumerate(weights)}
+        kernels = [layer.kernel for layer in self.kernels]
+        before = [tf.identity(kernel.value) for kernel in kernels]
+        self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
+        squares = [per_member(gradients[position[id(kernel)]]) for kernel in kernels]
+        global_square = tf.add_n([per_member(g) for g in gradients if g is not None])
+        steps = [per_member(kernel.value - old) for kernel, old in zip(kernels, before, strict=True)]
+        sizes = [per_member(old) for old in before]
+        norms = tf.sqrt(tf.stack(squares))  # (K, M)
+        ratios = tf.sqrt(tf.stack(steps)) / (tf.sqrt(tf.stack(sizes)) + 1e-12)
+        stats = tf.concat([norms, ratios, tf.sqrt(global_square)[None]], axis=0)
+        self.gradient_stats.update_state(tf.reshape(stats, (-1,)))
+
+    def test_step(self, data):
+        x, y = data
+        y_pred = self(x, training=False)
+        return self._update(x, y, y_pred, self.member_losses(y, y_pred))
+
+
+def packed_network(settings: dict[str, Any], seeds: list[int], n_features: int, n_classes: int) -> PackedModel:
+    """The packed twin of the built-in network (runner.model.mlp_layers) with member i's initial
+    weights drawn as a separate run with seed i draws them: Dense layers as PackedDense, batch
+    normalization over (member, unit) features, layer normalization with per-member gamma and beta."""
+    members = len(seeds)
+    layer_sets = []
+    for seed in seeds:  # the layers' initializers draw their seeds as they are made
+        keras.utils.set_random_seed(seed)
+        layer_sets.append(mlp_layers({**settings, "n_classes": n_classes}))
+    blocks, output_layer = layer_sets[0]
+    initial: dict[str, list[np.ndarray]] = {}
+    for member_blocks, member_output in layer_sets:
+        width = n_features
+        for layer in [*(layer for block in member_blocks for layer in block), member_output]:
+            if isinstance(layer, keras.layers.Dense):
+                kernel = layer.kernel_initializer((width, layer.units), dtype="float32")
+                bias = layer.bias_initializer((layer.units,), dtype="float32")
+                initial.setdefault(layer.name, []).append((np.asarray(kernel), np.asarray(bias)))
+                width = layer.units
+
+    inputs = keras.Input(shape=(members, n_features))
+    hidden = inputs
+    for index, block in enumerate(blocks):
+        skip = hidden
+        for layer in block:
+            hidden = _packed_layer(layer, members, hidden)
+        if settings.get("residual") and index > 0 and skip.shape[-1] == hidden.shape[-1]:
+            hidden = keras.layers.Add(name=f"residual_{index + 1}")([skip, hidden])
+    model = PackedModel(inputs=inputs, outputs=_packed_layer(output_layer, members, hidden), members=members)
+    for layer in model.kernels:
+        kernels, biases = zip(*initial[layer.name], strict=True)
+        layer.kernel.assign(np.stack(kernels))
+        layer.bias.assign(np.stack(biases))
+    return model
+
+
+def _packed_layer(layer: keras.layers.Layer, members: int, hidden):
+    """`hidden` through the packed counterpart of one layer of the built-in network."""
+    if isinstance(layer, keras.layers.Dense):
+        regularizer = layer.kernel_regularizer
+        if regularizer is not None and not isinstance(regularizer, (keras.regularizers.L1, keras.regularizers.L2, keras.regularizers.L1L2)):
+            raise PackingError(f"a {type(regularizer).__name__} kernel regularizer")
+        l1, l2 = float(getattr(regularizer, "l1", 0.0)), float(getattr(regularizer, "l2", 0.0))
+        return PackedDense(members, layer.units, layer.activation, l1, l2, name=layer.name)(hidden)
+    width = hidden.shape[-1]
+    if isinstance(layer, keras.layers.BatchNormalization):
+        hidden = keras.layers.Reshape((members * width,))(hidden)
+        hidden = keras.layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon, name=layer.name)(hidden)
+        return keras.layers.Reshape((members, width))(hidden)
+    if isinstance(layer, keras.layers.LayerNormalization):
+        hidden = keras.layers.LayerNormalization(epsilon=layer.epsilon, center=False, scale=False, name=layer.name)(hidden)
+        return MemberScale(members, name=f"{layer.name}_scale")(hidden)
+    if isinstance(layer, keras.layers.Dropout):
+        return keras.layers.Dropout(layer.rate, name=layer.name)(hidden)
+    raise PackingError(f"a {type(layer).__name__} layer")
+
+
+def member_splits(dataset, settings: dict[str, Any], seeds: list[int]) -> list[Split]:
+    """Each member's split, as a separate run with its seed makes it."""
+    from runner.data import split_dataset
+
+    return [split_dataset(dataset, settings["trainer"]["validation_split"], seed) for seed in seeds]
+
+
+def packed_pipeline(
+    splits: list[Split], seeds: list[int], n_classes: int, batch_size: int, epochs: int
+) -> tuple[tf.data.Dataset, tf.data.Dataset, int]:
+    """Batches of (batch, M, features), member i's samples in its own order, every epoch's batches
+    in one stream (fit reads `steps` of them per epoch); the validation batches; `steps`."""
+    size = len(splits[0].x_train)
+    x = tf.constant(np.stack([split.x_train for split in splits]))  # (M, size, features)
+    y = tf.constant(np.stack([one_hot(split.y_train, n_classes) for split in splits]))
+    orders = shuffle_orders(seeds, size, epochs)
+
+    def gather(indexes):  # (batch, M) -> (batch, M, features), (batch, M, classes)
+        members_first = tf.transpose(indexes)
+        return (
+            tf.transpose(tf.gather(x, members_first, batch_dims=1), (1, 0, 2)),
+            tf.transpose(tf.gather(y, members_first, batch_dims=1), (1, 0, 2)),
+        )
+
+    train = (
+        tf.data.Dataset.from_tensor_slices(orders)
+        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+        .map(gather)
+    )
+    x_val = np.stack([split.x_val for split in splits], axis=1)
+    y_val = np.stack([one_hot(split.y_val, n_classes) for split in splits], axis=1)
+    validation = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch_size).cache()
+    return train, validation, -(-size // batch_size)
+
+
+class PackRecorder(keras.callbacks.Callback):
+    """Each member's history and telemetry rows, read from the packed logs and weights at every
+    epoch end. A member whose loss, gradients or weights turn NaN or Inf is finished at that epoch
+    (as a separate run stops there); training stops once every member is."""
+
+    def __init__(self, members: int, probes: np.ndarray | None, gradients: bool, activations: bool):
+        super().__init__()
+        self.members = members
+        self.probes = probes  # (probe samples, M, features)
+        self.gradients, self.activations = gradients, activations
+        self.histories: list[dict[str, list[float]]] = [{} for _ in range(members)]
+        self.rows: list[list[dict[str, Any]]] = [[] for _ in range(members)]
+        self.finished: list[int | None] = [None] * members  # the epoch a member's values turned non-finite
+        self.nonfinite: list[int | None] = [None] * members
+
+    def on_train_begin(self, logs=None):
+        self._kernels = self.model.kernels
+        if self.gradients and self.model.gradient_stats is None:
+            self.model.gradient_stats = VectorMean((2 * len(self._kernels) + 1) * self.members, name="gradient_stats")
+        self._hidden = self._kernels[:-1]
+        self._probe_model = None
+        if self.activations and self.probes is not None and self._hidden:
+            self._probe_model = keras.Model(self.model.inputs[0], [layer.output for layer in self._hidden])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.gradients:
+            self.model.gradient_stats.reset_state()
+
+    def on_epoch_end(self, epoch, logs=None):
+        number = epoch + 1
+        logs = {key: np.atleast_1d(np.asarray(value, dtype=float)) for key, value in (logs or {}).items()}
+        count = len(self._kernels)
+        if self.gradients:
+            stats = np.asarray(self.model.gradient_stats.result()).reshape(2 * count + 1, self.members)
+        weight_norms = [np.sqrt(np.square(layer.kernel.numpy()).reshape(self.members, -1).sum(axis=1)) for layer in self._kernels]
+        outputs = None
+        if self._probe_model is not None:
+            outputs = self._probe_model(self.probes, training=False)
+            outputs = [np.asarray(output) for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+        for member in range(self.members):
+            if self.finished[member] is not None:
+                continue
+            for key, values in logs.items():
+                self.histories[member].setdefault(key, []).append(float(values[member]))
+            finite = bool(np.isfinite(logs.get("loss", [0.0] * self.members)[member]))
+            rows = self.rows[member]
+            for depth, layer in enumerate(self._kernels, start=1):
+                values = {"weight_norm": float(weight_norms[depth - 1][member])}
+                if self.gradients:
+                    values["gradient_norm"] = float(stats[depth - 1, member])
+                    values["update_ratio"] = float(stats[count + depth - 1, member])
+                telemetry_finite = all(np.isfinite(v) for v in values.values())
+                if not telemetry_finite and self.nonfinite[member] is None:
+                    self.nonfinite[member] = number
+                finite &= telemetry_finite
+                rows.extend(_rows(number, layer.name, depth, values))
+            if self.gradients:
+                global_norm = float(stats[-1, member])
+                finite &= bool(np.isfinite(global_norm))
+                if not np.isfinite(global_norm) and self.nonfinite[member] is None:
+                    self.nonfinite[member] = number
+                rows.extend(_rows(number, "all", 0, {"gradient_norm": global_norm}))
+            if finite and outputs is not None:
+                for depth, (layer, output) in enumerate(zip(self._hidden, outputs, strict=True), start=1):
+                    rows.extend(_rows(number, layer.name, depth, activation_stats(layer, output[:, member, :])))
+            if not finite:
+                self.finished[member] = number
+        if all(epoch is not None for epoch in self.finished):
+            self.model.stop_training = True
+
+
+def activation_stats(layer: PackedDense, values: np.ndarray) -> dict[str, float]:
+    """One member's probe activations of one layer, as runner.telemetry measures them."""
+    stats = {"activation_mean": float(values.mean()), "activation_std": float(values.std())}
+    activation = getattr(layer.activation, "__name__", None)
+    if activation in SATURATION:
+        low, high = SATURATION[activation]
+        stats["saturated_fraction"] = float(((values < low) | (values > high)).mean())
+    if activation in RELU_FAMILY:
+        stats["dead_fraction"] = float((values == 0).all(axis=0).mean())
+    return stats
+
+
+def _rows(epoch: int, layer: str, depth: int, values: dict[str, float]) -> list[dict[str, Any]]:
+    return [{"epoch": epoch, "layer": layer, "depth": depth, "metric": k, "value": v} for k, v in values.items()]
+
+
+def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[MemberOutcome]:
+    """Train the members `seeds` of the variant `settings` (its trainer.seed aside) as one model;
+    one outcome per seed."""
+    trainer, options = settings["trainer"], settings.get("telemetry") or {}
+    splits = member_splits(dataset, settings, seeds)
+    shapes = {(split.x_train.shape, split.x_val.shape) for split in splits}
+    if len(shapes) != 1 or splits[0].x_train.ndim != 2:
+        raise PackingError("the members' splits differ in size or are not tables")
+    n_features = splits[0].x_train.shape[1]
+    keras.utils.clear_session(free_memory=False)
+    tf.config.experimental.enable_op_determinism()
+    model = packed_network(settings["model"], seeds, n_features, dataset.n_classes)
+    model.compile(optimizer=build_optimizer(settings["optimizer"]))
+    train, validation, steps = packed_pipeline(splits, seeds, dataset.n_classes, trainer["batch_size"], trainer["epochs"])
+    probes = None
+    if options.get("activations"):
+        probes = np.stack([split.x_val[: options["probe_size"]] for split in splits], axis=1)
+    recorder = PackRecorder(len(seeds), probes, bool(options.get("gradients")), bool(options.get("activations")))
+    started = time.perf_counter()
+    model.fit(
+        train, validation_data=validation, epochs=trainer["epochs"], steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=[recorder]
+    )
+    share = (time.perf_counter() - started) / len(seeds)
+    return [
+        MemberOutcome(
+            history=recorder.histories[i],
+            rows=recorder.rows[i],
+            nonfinite_epoch=recorder.nonfinite[i],
+            seconds=share,
+            members=len(seeds),
+        )
+        for i in range(len(seeds))
+    ]
+
+
+class PackingError(Exception):
+    """A variant the packer cannot train as one model: it runs unpacked."""

@@ -1,0 +1,83 @@
+"""Which jobs of a sweep train together as one packed model (runner.packing): those whose configs
+differ only in trainer.seed and that the packer trains exactly as separate runs. No TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+BUILT_IN = "runner.model.mlp"
+# Optimizers whose update of each weight depends on that weight's gradient alone.
+ELEMENTWISE = {
+    f"keras.optimizers.{name}"
+    for name in ("SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam", "Ftrl", "Lion")
+}
+
+
+def unpackable(task: dict[str, Any]) -> str | None:
+    """Why this variant's seeds cannot train as one packed model, or None where they can."""
+    model, optimizer, trainer = task["model"], task["optimizer"], task["trainer"]
+    if model.get("_target_") != BUILT_IN:
+        return "a custom model"
+    if optimizer.get("_target_") not in ELEMENTWISE:
+        return f"the optimizer {optimizer.get('_target_')} (not known to update each weight on its own)"
+    if optimizer.get("clipnorm") is not None or optimizer.get("global_clipnorm") is not None:
+        return "clipping by norm (a norm over the pack is not each seed's)"
+    if task.get("callbacks"):
+        return "callbacks (they would stop or change every seed at once)"
+    if (task.get("logger") or {}).get("name", "none") != "none":
+        return "an experiment tracker (its callbacks log one run)"
+    if trainer.get("loss") != "categorical_crossentropy" or list(trainer.get("metrics") or []) != ["accuracy"]:
+        return "a loss or metrics other than the defaults"
+    if trainer.get("class_weight") is not None or trainer.get("save_model") or trainer.get("verbose"):
+        return "class weights, save_model or a verbose fit"
+    return None
+
+
+def pack_key(config: DictConfig) -> str:
+    """The job's config without Hydra's node and trainer.seed: equal keys pack together."""
+    task = OmegaConf.to_container(config, resolve=False)
+    task.pop("hydra", None)
+    task["trainer"].pop("seed", None)
+    return json.dumps(task, sort_keys=True, default=str)
+
+
+def plan_packs(configs: Sequence[DictConfig | None], workers: int, size: int) -> list[list[int]]:
+    """The jobs (indexes into `configs`) to run together: packs of at most `size` seeds of one
+    variant, split further so that every worker has one where there are fewer variants than
+    workers; every other job alone. A None config (not composed here) runs alone."""
+    groups: dict[str, list[int]] = {}
+    alone: list[list[int]] = []
+    reasons: dict[str, int] = {}
+    for index, config in enumerate(configs):
+        if config is None:
+            alone.append([index])
+            continue
+        groups.setdefault(pack_key(config), []).append(index)
+    packs: list[list[int]] = []
+    for members in groups.values():
+        seeds = [configs[index].trainer.seed for index in members]
+        reason = None if len(members) > 1 else "one seed"
+        if reason is None:
+            task = OmegaConf.to_container(configs[members[0]], resolve=False)
+            reason = unpackable(task) or (None if len(set(seeds)) == len(seeds) else "repeated seeds")
+            if reason is not None:
+                reasons[reason] = reasons.get(reason, 0) + 1
+        if reason is not None:
+            alone.extend([index] for index in members)
+        else:
+            packs.append(members)
+    parts = max(1, -(-workers // max(len(packs), 1))) if packs else 1
+    split = []
+    for members in packs:
+        chunk = max(1, min(size, -(-len(members) // parts)))
+        split.extend(members[start : start + chunk] for start in range(0, len(members), chunk))
+    for reason, count in reasons.items():
+        log.info("%d variant(s) run each seed on its own: %s (hydra.launcher.pack_seeds)", count, reason)
+    return [pack for pack in split if len(pack) > 1] + [[index] for pack in split if len(pack) == 1 for index in pack] + alone
