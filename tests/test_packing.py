@@ -1,0 +1,182 @@
+"""Packed seeds: member i of a pack trains as a separate run with seed i does (split, initial
+weights, sample order, loss, optimizer, normalization, telemetry), a diverging member poisons no
+other, and a packed sweep writes the files an unpacked one writes."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from runner import packing
+from runner.config import default_settings, group_option
+from runner.data import load_dataset, split_dataset
+from runner.fitting import fit_model, forget_models
+from runner.model import build_model
+from runner.telemetry import TelemetryCallback
+
+SEEDS = [0, 1, 2]
+LOSS_TOLERANCE = 1e-4  # relative, per epoch: float rounding of one einsum against one matmul
+
+
+def settings_for(optimizer="rmsprop", epochs=3, batch_size=16, **model):
+    settings = default_settings()
+    settings["model"].update(model)
+    settings["optimizer"] = {**group_option("optimizer", optimizer), **settings.get("clipping", {})}
+    settings["trainer"].update(epochs=epochs, batch_size=batch_size)
+    settings["telemetry"] = {"gradients": True, "activations": True, "probe_size": 256}
+    return settings
+
+
+def separate_run(settings, dataset, seed, probe=True):
+    settings = {**settings, "trainer": {**settings["trainer"], "seed": seed}}
+    split = split_dataset(dataset, settings["trainer"]["validation_split"], seed)
+    telemetry = TelemetryCallback(split.x_val[:256] if probe else None, gradients=True)
+    history = fit_model(settings, split, dataset.n_classes, "separate", telemetry=telemetry)
+    return history.history, telemetry.rows
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_dataset({"_target_": "sklearn.datasets.load_iris", "name": "iris"})
+
+
+@pytest.mark.parametrize(
+    "optimizer, model",
+    [
+        ("adam", {"normalization": "batch", "regularizer": "l2"}),
+        ("sgd", {"normalization": "layer", "regularizer": "l1l2", "residual": True, "depth": 3, "width": 16}),
+        ("nadam", {"hidden_activation": "sigmoid", "bias_initializer": "glorot_uniform"}),
+    ],
+)
+def test_each_member_trains_as_a_separate_run_with_its_seed(iris, optimizer, model):
+    settings = settings_for(optimizer, **model)
+    if optimizer == "sgd":
+        settings["optimizer"]["momentum"] = 0.9
+    members = packing.train_pack(settings, iris, SEEDS)
+    for seed, member in zip(SEEDS, members, strict=True):
+        history, rows = separate_run(settings, iris, seed)
+        assert member.members == 3 and member.nonfinite_epoch is None
+        for key in ("loss", "val_loss"):
+            np.testing.assert_allclose(member.history[key], history[key], rtol=LOSS_TOLERANCE)
+        for key in ("accuracy", "val_accuracy"):  # one sample's flip would move it by 1/30 at least
+            np.testing.assert_allclose(member.history[key], history[key], atol=1e-6)
+        ours, theirs = pd.DataFrame(member.rows), pd.DataFrame(rows)
+        joined = ours.merge(theirs, on=["epoch", "layer", "depth", "metric"], how="outer", indicator=True)
+        assert (joined["_merge"] == "both").all(), "the same telemetry rows"
+        np.testing.assert_allclose(joined["value_x"], joined["value_y"], rtol=1e-3, atol=1e-6)
+
+
+def test_a_members_gradient_norms_are_its_own_as_a_gradient_tape_measures_them(iris):
+    """One step per epoch (a batch larger than the training split): epoch 1's gradient norm of each
+    layer is the norm of the gradient at the initial weights, measured here independently."""
+    settings = settings_for("sgd", epochs=1, batch_size=1000, hidden_nodes=[8, 16])
+    members = packing.train_pack(settings, iris, SEEDS)
+    seed = SEEDS[1]
+    split = split_dataset(iris, 0.2, seed)
+    keras.utils.set_random_seed(seed)
+    network = build_model(settings["model"], 4, 3)
+    x, y = tf.constant(split.x_train), tf.one_hot(split.y_train, 3)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, network(x, training=True)))
+    kernels = [layer.kernel for layer in network.layers if hasattr(layer, "kernel")]
+    expected = [float(tf.norm(gradient)) for gradient in tape.gradient(loss, kernels)]
+    rows = pd.DataFrame(members[1].rows)
+    measured = rows[(rows.metric == "gradient_norm") & (rows.depth > 0)].sort_values("depth")["value"]
+    np.testing.assert_allclose(measured, expected, rtol=1e-4)
+    other = pd.DataFrame(members[0].rows)
+    other = other[(other.metric == "gradient_norm") & (other.depth > 0)].sort_values("depth")["value"]
+    assert not np.allclose(other, expected, rtol=1e-2), "member 0 has gradients of its own"
+
+
+def test_a_diverging_member_stops_alone_and_poisons_no_other(iris, monkeypatch):
+    settings = settings_for("adam", epochs=3)
+    clean = packing.train_pack(settings, iris, SEEDS)
+    build = packing.packed_network
+
+    def poisoned(*args, **kwargs):
+        model = build(*args, **kwargs)
+        kernel = model.kernels[0].kernel
+        kernel.assign(tf.tensor_scatter_nd_update(kernel, [[1, 0, 0]], [np.nan]))  # member 1 only
+        return model
+
+    monkeypatch.setattr(packing, "packed_network", poisoned)
+    members = packing.train_pack(settings, iris, SEEDS)
+    assert members[1].nonfinite_epoch == 1 and len(members[1].history["loss"]) == 1
+    assert not np.isfinite(members[1].history["loss"][0])
+    for index in (0, 2):
+        assert members[index].nonfinite_epoch is None
+        np.testing.assert_allclose(members[index].history["loss"], clean[index].history["loss"], rtol=1e-6)
+        assert len(members[index].rows) == len(clean[index].rows)
+
+
+def test_with_dropout_members_and_separate_runs_are_statistically_indistinguishable(iris):
+    """Dropout's masks differ (a pack draws them for all members at once), so equality is not
+    expected; the 20 members' final val_loss and 20 separate runs' come from one distribution:
+    a two-sided Mann-Whitney test does not reject it at the 1% level, and the means are within
+    one standard deviation."""
+    seeds = list(range(20))
+    settings = settings_for("adam", epochs=4, dropout_rate=0.3, depth=3, width=32)
+    settings["telemetry"] = {"gradients": False, "activations": False, "probe_size": 0}
+    packed = [member.history["val_loss"][-1] for member in packing.train_pack(settings, iris, seeds)]
+    separate = []
+    for seed in seeds:
+        split = split_dataset(iris, 0.2, seed)
+        separate.append(fit_model({**settings, "trainer": {**settings["trainer"], "seed": seed}}, split, 3, "d").history["val_loss"][-1])
+    forget_models()
+    assert packed != separate
+    assert stats.mannwhitneyu(packed, separate).pvalue > 0.01
+    assert abs(np.mean(packed) - np.mean(separate)) < np.std(separate)
+
+
+def test_a_packed_sweep_writes_what_an_unpacked_one_writes(cli, tmp_path):
+    common = ["-m", "trainer.seed=0,1,2", "trainer.epochs=2", "model.normalization=batch"]
+    packed = cli(*common, "results_dir=packed")
+    separate = cli(*common, "results_dir=separate", "hydra.launcher.pack_seeds=false")
+    assert packed.returncode == 0 and separate.returncode == 0, packed.stderr + separate.stderr
+    (ours,), (theirs,) = (list((tmp_path / root / "default").iterdir()) for root in ("packed", "separate"))
+    folders = sorted(folder.name for folder in ours.iterdir() if folder.is_dir())
+    assert folders == sorted(folder.name for folder in theirs.iterdir() if folder.is_dir()) and len(folders) == 3
+    packs = []
+    for name in folders:
+        for file in ("history.csv", "diagnostics.csv", "config.yaml", "metrics.json", ".hydra/overrides.yaml"):
+            assert (ours / name / file).is_file() and (theirs / name / file).is_file()
+        a, b = (pd.read_csv(root / name / "history.csv") for root in (ours, theirs))
+        assert list(a.columns) == list(b.columns)
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=LOSS_TOLERANCE)
+        configs = [(root / name / "config.yaml").read_text().replace(f"results_dir: {root.parent.parent.name}", "") for root in (ours, theirs)]
+        assert configs[0] == configs[1]
+        record = json.loads((ours / name / "metrics.json").read_text())
+        assert record["status"] == "completed"
+        packs.append(record["packed"])
+        assert json.loads((theirs / name / "metrics.json").read_text())["packed"] is None
+    assert sum(size is not None and size >= 2 for size in packs) >= 2  # one pack, or one per worker
+    summary = pd.read_csv(ours / "summary.csv")
+    assert summary["runs"].tolist() == [3]
+    np.testing.assert_allclose(summary["final_val_accuracy_mean"], pd.read_csv(theirs / "summary.csv")["final_val_accuracy_mean"], atol=1e-6)
+
+
+def composed(*overrides):
+    from hydra import compose, initialize_config_dir
+
+    from runner.config import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        return [compose("config", overrides=[f"trainer.seed={seed}", *overrides]) for seed in range(6)]
+
+
+def test_the_launcher_packs_seeds_of_a_variant_and_says_why_it_does_not(caplog):
+    from runner.packs import plan_packs
+
+    assert plan_packs(composed(), workers=2, size=100) == [[0, 1, 2], [3, 4, 5]]  # a pack per worker
+    assert plan_packs(composed(), workers=1, size=4) == [[0, 1, 2, 3], [4, 5]]
+    with caplog.at_level("INFO", logger="runner.packs"):
+        assert plan_packs(composed("callbacks=early_stopping"), workers=2, size=100) == [[i] for i in range(6)]
+        assert plan_packs(composed("clipping=norm"), workers=2, size=100) == [[i] for i in range(6)]
+    assert "callbacks (they would stop or change every seed at once)" in caplog.text
+    assert "clipping by norm" in caplog.text
