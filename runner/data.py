@@ -330,10 +330,11 @@ def stratified_split(features: np.ndarray, labels: np.ndarray, validation_split:
     return train_test_split(features, labels, test_size=validation_split, stratify=labels, random_state=seed)
 
 
-def check_data(settings: dict[str, Any]) -> Dataset:
-    """Load a variant's data set and make its split, to fail before any training where they can't be."""
+def check_data(settings: dict[str, Any], dataset: Dataset | None = None) -> Dataset:
+    """Load a variant's data set (unless given) and make its split, to fail before any training
+    where they can't be."""
     trainer = settings["trainer"]
-    dataset = load_dataset(settings["data"])
+    dataset = dataset if dataset is not None else load_dataset(settings["data"])
     if dataset.validation is None:
         stratified_split(dataset.features, dataset.labels, trainer["validation_split"], trainer["seed"])
     return dataset

@@ -98,6 +98,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     jobs = grid_jobs(overrides)  # None for a sweeper that searches ranges: its trials check themselves
     datasets: dict[str, Any] = {}
     built: set[str] = set()
+    split: set[str] = set()
     composed: dict[tuple[str, ...], DictConfig] = {}
     for job_overrides, job_config in compose_jobs(loader, config, jobs or []):
         HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
@@ -105,9 +106,11 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
         composed[tuple(job_overrides)] = job_config
         settings = check_settings(job_config)
         check_targets(settings)
-        data_key = repr((settings["data"], settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
-        if data_key not in datasets:
-            datasets[data_key] = check_data(settings)
+        data_key = repr(settings["data"])  # loaded once; split once per split and seed
+        split_key = repr((data_key, settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
+        if split_key not in split:
+            datasets[data_key] = check_data(settings, datasets.get(data_key))
+            split.add(split_key)
         key = build_key(settings)
         if key not in built:  # each distinct network, optimizer, metrics... built once
             check_build(settings, datasets[data_key])

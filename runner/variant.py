@@ -301,53 +301,36 @@ def summarize_history(epochs: dict[str, list[float]], metric: str, mode: str | N
 
 
 class _Pack:
-    """The seeds of one variant that a worker runs one after the other (runner.packs planned
-    them): the first to train trains those not finished yet as one packed model."""
+    """The seeds of one variant that a worker runs one after the other (runner.packs planned them:
+    their configs differ in trainer.seed alone): the first to train trains them all as one packed
+    model (also those a resumed sweep will skip: their results are not written)."""
 
-    def __init__(self, configs: list[DictConfig]) -> None:
-        import copy
-
-        from hydra.core.hydra_config import HydraConfig
-        from omegaconf import open_dict, read_write
-
-        self.pending: dict[int, str] = {}  # seed -> the settings' key without it
-        for config in configs:
-            HydraConfig.instance().set_config(config)
-            task = copy.deepcopy(config)
-            with read_write(task), open_dict(task):
-                del task["hydra"]
-            settings = check_settings(task)
-            output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-            if finished_record(output_dir, config_fingerprint(settings)) is None:
-                self.pending[settings["trainer"]["seed"]] = _without_seed(settings)
+    def __init__(self, seeds: list[int]) -> None:
+        self.seeds = seeds
         self.outcomes: dict[int, Any] | None = None
 
     def outcome(self, settings: dict[str, Any], dataset: Dataset):
-        """This seed's MemberOutcome (runner.packing), the pack trained on first use; None where it
-        is not a pending member or the packer cannot train it (it trains on its own then)."""
+        """This seed's MemberOutcome (runner.packing), the pack trained on first use; None where the
+        packer cannot train it (it trains on its own then)."""
         from runner import packing
 
         seed = settings["trainer"]["seed"]
-        if self.pending.get(seed) != _without_seed(settings) or len(self.pending) < 2:
+        if seed not in self.seeds:
             return None
         if self.outcomes is None:
-            seeds = sorted(self.pending)
             try:
-                members = packing.train_pack(settings, dataset, seeds)
+                members = packing.train_pack(settings, dataset, self.seeds)
             except packing.PackingError as reason:
-                log.info("%s: seeds %s run one by one: %s", settings["label"], seeds, reason)
-                members = [None] * len(seeds)
+                log.info("%s: seeds %s run one by one: %s", settings["label"], self.seeds, reason)
+                members = [None] * len(self.seeds)
             except Exception as exc:  # every seed of the pack records the failure
                 error, text = f"{type(exc).__name__}: {first_line(exc)}", traceback.format_exc()
-                members = [packing.MemberOutcome(history={}, error=error, traceback=text, members=len(seeds)) for _ in seeds]
-            self.outcomes = dict(zip(seeds, members, strict=True))
+                members = [
+                    packing.MemberOutcome(history={}, error=error, traceback=text, members=len(self.seeds))
+                    for _ in self.seeds
+                ]
+            self.outcomes = dict(zip(self.seeds, members, strict=True))
         return self.outcomes.get(seed)
-
-
-def _without_seed(settings: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps({**settings, "trainer": {**settings["trainer"], "seed": None}}, sort_keys=True, default=str)
 
 
 _pack: _Pack | None = None
@@ -357,11 +340,8 @@ _pack: _Pack | None = None
 def packed(configs: list[DictConfig]):
     """Within this block the jobs `configs` (seeds of one variant) train as one packed model."""
     global _pack
-    try:
-        _pack = _Pack(configs)
-    except Exception as exc:  # a config the packer cannot read ahead: each job runs on its own
-        log.debug("no pack: %s", exc)
-        _pack = None
+    seeds = [config.trainer.seed for config in configs]
+    _pack = _Pack(seeds) if len(set(seeds)) == len(seeds) > 1 else None
     try:
         yield
     finally:
