@@ -55,13 +55,18 @@ def main() -> None:
     cases = {"1 seed": ["trainer.seed=0"]}
     cases.update({f"{count} seeds packed": [f"trainer.seed=range(0,{count})"] for count in counts})
     if not options.no_unpacked:
-        cases[f"{counts[-1]} seeds unpacked"] = [f"trainer.seed=range(0,{counts[-1]})", "hydra.launcher.pack_seeds=false"]
+        cases[f"{counts[-1]} seeds unpacked"] = [
+            f"trainer.seed=range(0,{counts[-1]})",
+            "hydra.launcher.pack_seeds=false",
+        ]
     seconds: dict[str, list[float]] = {name: [] for name in cases}
     ratios: dict[str, list[float]] = {name: [] for name in cases}
     with tempfile.TemporaryDirectory() as folder:
         for round_ in range(options.rounds):
             order = list(cases) if round_ % 2 == 0 else list(reversed(cases))
-            measured = {name: timed(cases[name], Path(folder) / f"{round_}-{index}") for index, name in enumerate(order)}
+            measured = {
+                name: timed(cases[name], Path(folder) / f"{round_}-{index}") for index, name in enumerate(order)
+            }
             for name, value in measured.items():
                 seconds[name].append(value)
                 ratios[name].append(value / measured["1 seed"])

@@ -114,7 +114,9 @@ def mlp_layers(settings: dict[str, Any]) -> tuple[list[list[keras.layers.Layer]]
             )
         )
         blocks.append(block)
-    output = keras.layers.Dense(settings["n_classes"], activation=settings.get("output_activation", "softmax"), name="output")
+    output = keras.layers.Dense(
+        settings["n_classes"], activation=settings.get("output_activation", "softmax"), name="output"
+    )
     return blocks, output
 
 

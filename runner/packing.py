@@ -42,7 +42,9 @@ class PackedDense(keras.layers.Layer):
         self.l1, self.l2 = l1, l2
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(self.members, input_shape[-1], self.units), initializer="zeros", name="kernel")
+        self.kernel = self.add_weight(
+            shape=(self.members, input_shape[-1], self.units), initializer="zeros", name="kernel"
+        )
         self.bias = self.add_weight(shape=(self.members, self.units), initializer="zeros", name="bias")
 
     def call(self, inputs):
@@ -201,17 +203,23 @@ def _packed_layer(layer: keras.layers.Layer, members: int, hidden):
     """`hidden` through the packed counterpart of one layer of the built-in network."""
     if isinstance(layer, keras.layers.Dense):
         regularizer = layer.kernel_regularizer
-        if regularizer is not None and not isinstance(regularizer, (keras.regularizers.L1, keras.regularizers.L2, keras.regularizers.L1L2)):
+        if regularizer is not None and not isinstance(
+            regularizer, (keras.regularizers.L1, keras.regularizers.L2, keras.regularizers.L1L2)
+        ):
             raise PackingError(f"a {type(regularizer).__name__} kernel regularizer")
         l1, l2 = float(getattr(regularizer, "l1", 0.0)), float(getattr(regularizer, "l2", 0.0))
         return PackedDense(members, layer.units, layer.activation, l1, l2, name=layer.name)(hidden)
     width = hidden.shape[-1]
     if isinstance(layer, keras.layers.BatchNormalization):
         hidden = keras.layers.Reshape((members * width,))(hidden)
-        hidden = keras.layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon, name=layer.name)(hidden)
+        hidden = keras.layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon, name=layer.name)(
+            hidden
+        )
         return keras.layers.Reshape((members, width))(hidden)
     if isinstance(layer, keras.layers.LayerNormalization):
-        hidden = keras.layers.LayerNormalization(epsilon=layer.epsilon, center=False, scale=False, name=layer.name)(hidden)
+        hidden = keras.layers.LayerNormalization(epsilon=layer.epsilon, center=False, scale=False, name=layer.name)(
+            hidden
+        )
         return MemberScale(members, name=f"{layer.name}_scale")(hidden)
     if isinstance(layer, keras.layers.Dropout):
         return keras.layers.Dropout(layer.rate, name=layer.name)(hidden)
@@ -287,7 +295,9 @@ class PackRecorder(keras.callbacks.Callback):
         count = len(self._kernels)
         if self.gradients:
             stats = np.asarray(self.model.gradient_stats.result()).reshape(2 * count + 1, self.members)
-        weight_norms = [np.sqrt(np.square(layer.kernel.numpy()).reshape(self.members, -1).sum(axis=1)) for layer in self._kernels]
+        weight_norms = [
+            np.sqrt(np.square(layer.kernel.numpy()).reshape(self.members, -1).sum(axis=1)) for layer in self._kernels
+        ]
         outputs = None
         if self._probe_model is not None:
             outputs = self._probe_model(self.probes, training=False)
@@ -353,14 +363,22 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
     tf.config.experimental.enable_op_determinism()
     model = packed_network(settings["model"], seeds, n_features, dataset.n_classes)
     model.compile(optimizer=build_optimizer(settings["optimizer"]))
-    train, validation, steps = packed_pipeline(splits, seeds, dataset.n_classes, trainer["batch_size"], trainer["epochs"])
+    train, validation, steps = packed_pipeline(
+        splits, seeds, dataset.n_classes, trainer["batch_size"], trainer["epochs"]
+    )
     probes = None
     if options.get("activations"):
         probes = np.stack([split.x_val[: options["probe_size"]] for split in splits], axis=1)
     recorder = PackRecorder(len(seeds), probes, bool(options.get("gradients")), bool(options.get("activations")))
     started = time.perf_counter()
     model.fit(
-        train, validation_data=validation, epochs=trainer["epochs"], steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=[recorder]
+        train,
+        validation_data=validation,
+        epochs=trainer["epochs"],
+        steps_per_epoch=steps,
+        shuffle=False,
+        verbose=0,
+        callbacks=[recorder],
     )
     share = (time.perf_counter() - started) / len(seeds)
     return [

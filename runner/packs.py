@@ -80,4 +80,8 @@ def plan_packs(configs: Sequence[DictConfig | None], workers: int, size: int) ->
         split.extend(members[start : start + chunk] for start in range(0, len(members), chunk))
     for reason, count in reasons.items():
         log.info("%d variant(s) run each seed on its own: %s (hydra.launcher.pack_seeds)", count, reason)
-    return [pack for pack in split if len(pack) > 1] + [[index] for pack in split if len(pack) == 1 for index in pack] + alone
+    return (
+        [pack for pack in split if len(pack) > 1]
+        + [[index] for pack in split if len(pack) == 1 for index in pack]
+        + alone
+    )

@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner import progress, summaries
 from runner.composition import compose_jobs, grid_jobs, keep_composed, sweep_overrides, take_composed, task_overrides
-from runner.config import GROUPS, ConfigError, check_logger, check_settings
+from runner.config import GROUPS, ConfigError, check_logger, check_settings, validate
 from runner.overrides import check_override_keys, composition_error, config_search_path
 from runner.results import NOT_FINGERPRINTED, write_sweep_facts
 
@@ -78,6 +78,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     from runner.data import check_data
+    from runner.packs import pack_key
     from runner.preflight import build_key, check_build, check_targets
 
     loader = GlobalHydra.instance().config_loader()
@@ -100,12 +101,19 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     built: set[str] = set()
     split: set[str] = set()
     composed: dict[tuple[str, ...], DictConfig] = {}
+    variants: dict[str, dict[str, Any]] = {}  # by the config but its seed: resolved and checked once
     for job_overrides, job_config in compose_jobs(loader, config, jobs or []):
-        HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
-        OmegaConf.set_readonly(job_config.hydra, False)  # as composed (set_config made it read-only)
         composed[tuple(job_overrides)] = job_config
-        settings = check_settings(job_config)
-        check_targets(settings)
+        variant = pack_key(job_config)
+        if variant in variants:
+            checked = variants[variant]
+            settings = {**checked, "trainer": {**checked["trainer"], "seed": job_config.trainer.seed}}
+            validate(settings)
+        else:
+            HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
+            OmegaConf.set_readonly(job_config.hydra, False)  # as composed (set_config made it read-only)
+            settings = variants[variant] = check_settings(job_config)
+            check_targets(settings)
         data_key = repr(settings["data"])  # loaded once; split once per split and seed
         split_key = repr((data_key, settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
         if split_key not in split:

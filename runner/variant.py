@@ -59,7 +59,7 @@ def run(cfg: DictConfig) -> float | None:
     write_atomic(output_dir / CONFIG_FILE, OmegaConf.to_yaml(settings))
     swept = swept_values(cfg, sweep) if multirun else {}
     try:
-        dataset = load_dataset(settings["data"])
+        dataset = _pack.dataset(settings) if _pack is not None else load_dataset(settings["data"])
         split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
     except Exception:  # the pre-flight check loaded it: recorded as a failed variant all the same
         record = failed_before_training(settings, output_dir, swept, hydra_cfg.job.get("num"), fingerprint)
@@ -172,7 +172,11 @@ def train_variant(
     outcome = _pack.outcome(settings, dataset) if _pack is not None else None
     if outcome is not None:  # trained with the other seeds of its pack
         epochs, rows, nonfinite_epoch, seconds, error = (
-            outcome.history, outcome.rows, outcome.nonfinite_epoch, outcome.seconds, outcome.error
+            outcome.history,
+            outcome.rows,
+            outcome.nonfinite_epoch,
+            outcome.seconds,
+            outcome.error,
         )
         if outcome.traceback:
             write_atomic(output_dir / ERROR_FILE, outcome.traceback)
@@ -210,7 +214,9 @@ def train_variant(
     if recorded:
         write_atomic(output_dir / DIAGNOSTICS_FILE, diagnostics_table(rows))
         record.update(summarize_diagnostics(rows))
-        if nonfinite_epoch is not None and (record["diverged_epoch"] is None or nonfinite_epoch < record["diverged_epoch"]):
+        if nonfinite_epoch is not None and (
+            record["diverged_epoch"] is None or nonfinite_epoch < record["diverged_epoch"]
+        ):
             record.update(status="diverged", diverged_epoch=nonfinite_epoch)
     if error is not None:
         record["status"] = "failed"
@@ -308,6 +314,14 @@ class _Pack:
     def __init__(self, seeds: list[int]) -> None:
         self.seeds = seeds
         self.outcomes: dict[int, Any] | None = None
+        self._dataset: tuple[str, Dataset] | None = None
+
+    def dataset(self, settings: dict[str, Any]) -> Dataset:
+        """The members' data set, loaded once."""
+        key = repr(settings["data"])
+        if self._dataset is None or self._dataset[0] != key:
+            self._dataset = key, load_dataset(settings["data"])
+        return self._dataset[1]
 
     def outcome(self, settings: dict[str, Any], dataset: Dataset):
         """This seed's MemberOutcome (runner.packing), the pack trained on first use; None where the

@@ -127,7 +127,11 @@ def test_with_dropout_members_and_separate_runs_are_statistically_indistinguisha
     separate = []
     for seed in seeds:
         split = split_dataset(iris, 0.2, seed)
-        separate.append(fit_model({**settings, "trainer": {**settings["trainer"], "seed": seed}}, split, 3, "d").history["val_loss"][-1])
+        separate.append(
+            fit_model({**settings, "trainer": {**settings["trainer"], "seed": seed}}, split, 3, "d").history[
+                "val_loss"
+            ][-1]
+        )
     forget_models()
     assert packed != separate
     assert stats.mannwhitneyu(packed, separate).pvalue > 0.01
@@ -149,7 +153,10 @@ def test_a_packed_sweep_writes_what_an_unpacked_one_writes(cli, tmp_path):
         a, b = (pd.read_csv(root / name / "history.csv") for root in (ours, theirs))
         assert list(a.columns) == list(b.columns)
         np.testing.assert_allclose(a["loss"], b["loss"], rtol=LOSS_TOLERANCE)
-        configs = [(root / name / "config.yaml").read_text().replace(f"results_dir: {root.parent.parent.name}", "") for root in (ours, theirs)]
+        configs = [
+            (root / name / "config.yaml").read_text().replace(f"results_dir: {root.parent.parent.name}", "")
+            for root in (ours, theirs)
+        ]
         assert configs[0] == configs[1]
         record = json.loads((ours / name / "metrics.json").read_text())
         assert record["status"] == "completed"
@@ -158,7 +165,9 @@ def test_a_packed_sweep_writes_what_an_unpacked_one_writes(cli, tmp_path):
     assert sum(size is not None and size >= 2 for size in packs) >= 2  # one pack, or one per worker
     summary = pd.read_csv(ours / "summary.csv")
     assert summary["runs"].tolist() == [3]
-    np.testing.assert_allclose(summary["final_val_accuracy_mean"], pd.read_csv(theirs / "summary.csv")["final_val_accuracy_mean"], atol=1e-6)
+    np.testing.assert_allclose(
+        summary["final_val_accuracy_mean"], pd.read_csv(theirs / "summary.csv")["final_val_accuracy_mean"], atol=1e-6
+    )
 
 
 def composed(*overrides):

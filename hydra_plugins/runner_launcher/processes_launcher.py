@@ -76,12 +76,10 @@ def _execute_jobs(payload: tuple[bytes, bytes, list[bytes]]) -> list[tuple[bytes
 
 def _run(hydra_context, sweep_config: DictConfig, task_function) -> tuple[bytes, object]:
     import cloudpickle
-    from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import run_job
 
     from runner import progress
 
-    HydraConfig.instance().set_config(sweep_config)
     job_return = run_job(
         hydra_context=hydra_context,
         config=sweep_config,
@@ -152,7 +150,11 @@ class ProcessesLauncher(Launcher):
         if self.pack_seeds:
             packs = plan_packs(composed, self.workers, self.pack_size)
         payloads = [
-            (state, shared, [cloudpickle.dumps((initial_job_idx + idx, job_overrides[idx], composed[idx])) for idx in pack])
+            (
+                state,
+                shared,
+                [cloudpickle.dumps((initial_job_idx + idx, job_overrides[idx], composed[idx])) for idx in pack],
+            )
             for pack in packs
         ]
         futures = submit_jobs(str(sweep_dir), pool, _execute_jobs, payloads, queue=self.may_queue)
