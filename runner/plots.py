@@ -37,7 +37,7 @@ MARKERS = "osD^vP<>Xph*"  # one per variant, so that curves on top of each other
 def plot_metric(
     histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title: str, path: Path, ylabel: str | None = None
 ) -> Path:
-    """One line per variant (mean over seeds, min-max band); diverged dashed, failed noted, and
+    """One line per variant (mean over seeds, its 95% confidence band); diverged dashed, failed noted, and
     variants whose curves lie on top of each other named in a note."""
     plt = _pyplot()
     variants = list(dict.fromkeys(runs["variant"]))
@@ -79,7 +79,8 @@ def plot_metric(
             markevery=max(1, epochs // 15),
         )
         if curves.shape[1] > 1:
-            axes.fill_between(curves.index, curves.min(axis=1), curves.max(axis=1), color=color, alpha=0.15)
+            low, high = mean_interval(curves)
+            axes.fill_between(curves.index, low, high, color=color, alpha=0.15)
         if diverged:
             finite = mean.dropna()
             if not finite.empty:
@@ -92,7 +93,7 @@ def plot_metric(
     axes.set_xlabel("Epoch")
     axes.set_ylabel(ylabel or PLOTTED_METRICS.get(metric, metric))
     seeds = runs.groupby("variant").size().max()
-    note = f"\n(mean of {seeds} seeds, band: min to max)" if seeds > 1 else ""
+    note = f"\n(mean of {seeds} seeds, band: its 95% confidence interval)" if seeds > 1 else ""
     axes.set_title(f"{title}{note}")
     axes.xaxis.get_major_locator().set_params(integer=True)
     if epochs == 1:
@@ -200,3 +201,14 @@ def plot_diagnostics(diagnostics: pd.DataFrame, runs: pd.DataFrame, title: str, 
         curves = rows.groupby(["variant", "run", "epoch"], as_index=False)["value"].mean().assign(metric=metric)
         files.append(plot_metric(curves, runs, metric, f"{title}: {label}", folder / name, ylabel=label))
     return files
+
+
+def mean_interval(curves: pd.DataFrame, confidence: float = 0.95) -> tuple[pd.Series, pd.Series]:
+    """Per epoch (row), the t-interval of the mean over seeds (columns); NaN where fewer than two."""
+    from scipy.stats import t
+
+    count = curves.notna().sum(axis=1)
+    half = t.ppf((1 + confidence) / 2, (count - 1).clip(lower=1)) * curves.std(axis=1) / np.sqrt(count)
+    half[count < 2] = np.nan
+    mean = curves.mean(axis=1)
+    return mean - half, mean + half

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -67,18 +68,25 @@ def fake_variant(sweep, swept, label, seed, val_accuracy, accuracy=None, status=
     (folder / "config.yaml").write_text("data:\n  name: iris\n")
 
 
+def seeds_of(values):
+    """The seeds of per-seed values, and the override that sweeps them."""
+    return range(len(values)), f"trainer.seed={','.join(map(str, range(len(values))))}"
+
+
 def normalization(results, batch, none):
     sweep = results / "normalization" / "reproduce"
-    fake_sweep(sweep, "normalization", ["trainer.seed=0,1,2"])
-    for seed in range(3):
+    seeds, override = seeds_of(batch)
+    fake_sweep(sweep, "normalization", [override])
+    for seed in seeds:
         fake_variant(sweep, {"model.normalization": "batch"}, "Normalization-batch", seed, batch[seed])
         fake_variant(sweep, {"model.normalization": "none"}, "Normalization-none", seed, none[seed])
 
 
 def optimizer(results, sgd, adaptive):
     sweep = results / "optimizer" / "reproduce"
-    fake_sweep(sweep, "optimizer", ["trainer.seed=0,1,2"])
-    for seed in range(3):
+    seeds, override = seeds_of(sgd)
+    fake_sweep(sweep, "optimizer", [override])
+    for seed in seeds:
         fake_variant(sweep, {"optimizer": "sgd"}, "Optimizer-sgd", seed, [sgd[seed]])
         for name in ("rmsprop", "adam"):
             fake_variant(sweep, {"optimizer": name}, f"Optimizer-{name}", seed, [adaptive[seed]])
@@ -86,8 +94,9 @@ def optimizer(results, sgd, adaptive):
 
 def initializer(results, zeros):
     sweep = results / "initializer" / "reproduce"
-    fake_sweep(sweep, "initializer", ["trainer.seed=0,1,2"])
-    for seed in range(3):
+    seeds, override = seeds_of(zeros)
+    fake_sweep(sweep, "initializer", [override])
+    for seed in seeds:
         fake_variant(sweep, {"model.weights_initializer": "zeros"}, "Initializer-zeros", seed, zeros[seed])
         fake_variant(sweep, {"model.weights_initializer": "he_normal"}, "Initializer-he_normal", seed, [0.6, 0.9])
 
@@ -103,17 +112,25 @@ def claim(claims, start):
 
 
 def test_verdicts_follow_the_data(tmp_path):
-    normalization(tmp_path, batch=[[0.7, 0.95]] * 3, none=[[0.3, 0.5], [0.35, 0.6], [0.3, 0.55]])
-    optimizer(tmp_path, sgd=[0.9, 0.92, 0.91], adaptive=[0.6, 0.62, 0.58])  # sgd wins: not supported
-    initializer(tmp_path, zeros=[[0.333, 0.333]] * 3)
+    """12 seeds where every seed agrees: each paired comparison's permutation p-value is 2/4096,
+    small enough after Holm's adjustment over the report's 4 comparisons."""
+    normalization(tmp_path, batch=[[0.7, 0.95]] * 12, none=[[0.3, 0.5], [0.35, 0.6], [0.3, 0.55]] * 4)
+    optimizer(tmp_path, sgd=[0.9, 0.92, 0.91] * 4, adaptive=[0.6, 0.62, 0.58] * 4)  # sgd wins: not supported
+    initializer(tmp_path, zeros=[[0.333, 0.333]] * 12)
     claims = claims_of(tmp_path)
 
     assert len(claims) == len(CLAIMS) == 11
     bn = claim(claims, "Batch normalization")
     assert bn["verdict"] == "supported"
-    assert "batch 0.95 ± 0, none 0.55 ± 0.05" in bn["evidence"]
+    assert "batch 0.95 ± 0, none 0.55 ± 0.043" in bn["evidence"]
     assert "Epochs to 90% of best: batch 2 ± 0" in bn["evidence"]  # 0.9 x 0.95 = 0.855, reached at epoch 2
-    assert "never reached in 3 of 3 seeds" in bn["evidence"]
+    assert "never reached in 12 of 12 seeds" in bn["evidence"]
+    assert "batch vs none (12 seeds): difference +0.4 [+0.379, +0.421]" in bn["evidence"]
+    assert "p=4.9e-04, Holm 0.002: holds" in bn["evidence"]
+    (accuracy, epochs) = bn["comparisons"]
+    assert accuracy["probability_better"] == 1 and accuracy["holm_p_value"] == pytest.approx(4 * 2 / 4096)
+    assert epochs["comparison"].startswith("batch vs none") and epochs["verdict"] == "yes"
+    assert (tmp_path / "report" / bn["forest"]).is_file()
     assert claim(claims, "Adaptive optimizers")["verdict"] == "not supported"
     zeros = claim(claims, "All-zeros")
     assert zeros["verdict"] == "supported" and "chance) 0.333" in zeros["evidence"]
@@ -121,12 +138,27 @@ def test_verdicts_follow_the_data(tmp_path):
     assert missing["verdict"] == "inconclusive" and "no results for residual_deep" in missing["evidence"]
 
 
-def test_a_difference_within_the_spread_over_seeds_is_inconclusive(tmp_path):
-    normalization(tmp_path, batch=[[0.5, 0.9], [0.5, 0.5], [0.5, 0.7]], none=[[0.5, 0.6]] * 3)
+def test_three_seeds_cannot_decide_a_comparison_and_the_row_says_why(tmp_path):
+    """Even when all three seeds agree: 2 of the 8 sign patterns are as extreme (p = 0.25)."""
+    normalization(tmp_path, batch=[[0.7, 0.95]] * 3, none=[[0.3, 0.5], [0.35, 0.6], [0.3, 0.55]])
     initializer(tmp_path, zeros=[[0.333, 0.9]] + [[0.333, 0.333]] * 2)  # one seed learned: not at chance
     claims = claims_of(tmp_path)
-    assert claim(claims, "Batch normalization")["verdict"] == "inconclusive"
+    bn = claim(claims, "Batch normalization")
+    assert bn["verdict"] == "inconclusive"
+    assert "batch vs none (3 seeds): difference +0.4 [+0.35, +0.45]" in bn["evidence"] and "p=0.25" in bn["evidence"]
     assert claim(claims, "All-zeros")["verdict"] == "not supported"
+
+
+def test_a_small_mixed_difference_is_a_tie_and_holm_adjusts_over_the_whole_report(tmp_path):
+    from runner.report.statistics import Stat, compare, holm
+
+    mixed = compare(Stat("a", pd.Series([0.9, 0.4, 0.6] * 4)), Stat("b", pd.Series([0.6] * 12)))
+    assert mixed.verdict == "tie" and mixed.interval[0] < 0 < mixed.interval[1]
+    clear = compare(Stat("a", pd.Series([0.9 + i / 100 for i in range(8)])), Stat("b", pd.Series([0.5] * 8)))
+    assert clear.p_value == pytest.approx(2 / 256) and clear.verdict == "yes"  # alone: holds
+    others = [compare(Stat("c", pd.Series([0.6, 0.7] * 4)), Stat("d", pd.Series([0.7, 0.6] * 4))) for _ in range(9)]
+    holm([clear, *others])
+    assert clear.adjusted == pytest.approx(10 * 2 / 256) and clear.verdict == "tie"  # one of 10: a tie
 
 
 def test_report_pages_hold_claims_tables_and_plots(tmp_path):
@@ -198,7 +230,7 @@ def test_a_single_seed_gives_no_verdict_on_a_comparison(tmp_path):
 def test_each_section_shows_the_sweep_with_the_notes_settings_and_its_exact_command(tmp_path):
     """Newer ad-hoc sweeps neither replace the notes' sweep nor feed the claims; a sweep run only
     with other settings is shown flagged, with the command that ran it, and no verdict uses it."""
-    optimizer(tmp_path, sgd=[0.5, 0.52, 0.51], adaptive=[0.9, 0.92, 0.91])
+    optimizer(tmp_path, sgd=[0.5, 0.52, 0.51] * 4, adaptive=[0.9, 0.92, 0.91] * 4)
     later = tmp_path / "optimizer" / "2099-01-01_00-00-00"
     fake_sweep(later, "optimizer", ["trainer.epochs=2", "data=csv", "data.path=clean.csv", "trainer.seed=0,1,2"])
     for seed in range(3):
@@ -225,7 +257,7 @@ def test_each_section_shows_the_sweep_with_the_notes_settings_and_its_exact_comm
     assert (
         adaptive["verdict"] == "supported" and "sgd 0.51" in adaptive["evidence"]
     )  # the notes' sweep, not the CSV one
-    assert "python -m runner -m experiment=optimizer trainer.seed=0,1,2</code>" in page
+    assert "python -m runner -m experiment=optimizer 'trainer.seed=range(0,12)'</code>" in html.unescape(page)
     other = "python -m runner -m experiment=optimizer trainer.epochs=2 data=csv data.path=clean.csv trainer.seed=0,1,2"
     assert other in page.split('id="other-results"')[1]
 
@@ -247,7 +279,7 @@ def test_each_section_shows_the_sweep_with_the_notes_settings_and_its_exact_comm
     assert 'id="default"' not in page and "Base Model" not in page
     assert "python -m runner -m model.width=8,16" in page and f"{single} <span" in page
     intro = re.search(r'<p class="muted">(.*?)</p>', page).group(1)
-    assert "1 experiments with the notes&#39; settings, 9 runs (seeds 0, 1, 2)" in intro
+    assert "1 experiments with the notes&#39; settings, 36 runs (seeds 0-11)" in intro
     assert "not used by the claims, as run with other settings: learning_rate, momentum" in intro
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from runner.compare import CompareError
 from runner.report.claims import CLAIMS, Claim, assess_claims
 from runner.report.load import REPORT_DIR, find_sweeps, load_experiment
-from runner.report.render import render
+from runner.report.render import forest_plot, render
 from runner.results import write_atomic
 
 __all__ = ["CLAIMS", "Claim", "ReportError", "build_report", "main"]
@@ -51,6 +51,10 @@ def build_report(root: Path) -> Path:
         (images / experiment.name).mkdir(parents=True, exist_ok=True)
         for plot in experiment.plots:
             shutil.copy2(plot, images / experiment.name / plot.name)
+    for index, claim in enumerate(claims, start=1):
+        if claim.comparisons:
+            claim.forest = f"images/claims/claim_{index}.png"
+            forest_plot(claim, out / claim.forest)
     write_atomic(out / "index.html", render("report.html.j2", root, experiments, claims, others, unknown))
     write_atomic(out / "report.md", render("report.md.j2", root, experiments, claims, others, unknown))
     write_atomic(out / "claims.json", json.dumps([claim.__dict__ for claim in claims], indent=2))

@@ -3,12 +3,12 @@ the results: never written in advance."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from runner.report.load import Experiment
-from runner.report.statistics import Stat, all_seeds, combine, compare, number
+from runner.report.statistics import Comparison, Stat, all_seeds, combine, compare, holm, number
 
 CHANCE_MARGIN = 0.05  # an accuracy within this of the majority-class share counts as chance
 DYING_SHARE = 0.05  # ReLU units "die" at high rates where at least this share of them is dead
@@ -34,7 +34,15 @@ class Runs:
 
     def stat(self, column: str, label: str, **values) -> Stat:
         frame = self.where(**values)
-        return Stat(label, pd.to_numeric(frame[column], errors="coerce").dropna() if column in frame else pd.Series())
+        return Stat(label, by_seed(frame, frame[column]) if column in frame else pd.Series(dtype=float))
+
+
+def by_seed(frame: pd.DataFrame, values: pd.Series) -> pd.Series:
+    """`values` (one per row of `frame`) as numbers indexed by each row's seed, for pairing."""
+    numbers = pd.to_numeric(
+        pd.Series(list(values), index=list(frame["seed"]) if "seed" in frame else None), errors="coerce"
+    )
+    return numbers.dropna()
 
 
 @dataclass
@@ -44,6 +52,8 @@ class Claim:
     test: str
     evidence: str = ""
     verdict: str = "inconclusive"
+    comparisons: list[dict] = field(default_factory=list)  # each paired comparison's figures
+    forest: str | None = None  # the report's plot of them, relative to its folder
 
 
 def claim_batch_normalization(runs: Runs) -> tuple[str, list[str]]:
@@ -64,7 +74,7 @@ def _epochs(runs: Runs, label: str, **values) -> Stat:
     if never:
         label += f" (never reached in {never} of {len(frame)} seeds, counted as {int(frame['epochs'].max()) + 1})"
     epochs = frame["epochs_to_target"].fillna(frame["epochs"] + 1)
-    return Stat(label, pd.to_numeric(epochs, errors="coerce"))
+    return Stat(label, by_seed(frame, epochs))
 
 
 def _rates(runs: Runs) -> dict[float, str]:
@@ -93,8 +103,8 @@ def claim_learning_rate(runs: Runs) -> tuple[str, list[str]]:
 
     big = of(largest)
     diverged = int((big["status"] == "diverged").sum())
-    swing_big = Stat(f"lr={largest:g}", big["run"].map(swings).dropna())
-    swing_good = Stat(f"lr={good:g}", of(good)["run"].map(swings).dropna())
+    swing_big = Stat(f"lr={largest:g}", by_seed(big, big["run"].map(swings)))
+    swing_good = Stat(f"lr={good:g}", by_seed(of(good), of(good)["run"].map(swings)))
     slow = _epochs(runs, f"lr={smallest:g}", optimizer__learning_rate=texts[smallest])
     fast = _epochs(runs, f"lr={good:g}", optimizer__learning_rate=texts[good])
     unstable = "yes" if diverged else compare(swing_big, swing_good)
@@ -146,12 +156,7 @@ def claim_activation_ranking(runs: Runs) -> tuple[str, list[str]]:
     measured = sorted((stat for stat in stats if len(stat.values)), key=lambda stat: -stat.mean)
     order = " > ".join(f"{stat.label} {number(stat.mean)}" for stat in measured)
     parts = [compare(higher, lower) for higher, lower in zip(stats[:-1], stats[1:], strict=True)]
-    agree = sum(part == "yes" for part in parts)
-    wrong = sum(part == "no" for part in parts)
-    evidence = (
-        f"measured order of final val_accuracy: {order}. Of the {len(parts)} neighbouring pairs of the claimed order, "
-        f"{agree} hold, {wrong} are reversed, {len(parts) - agree - wrong} are within the spread over seeds"
-    )
+    evidence = f"measured order of final val_accuracy: {order}; each neighbouring pair of the claimed order below"
     return evidence, parts
 
 
@@ -318,14 +323,16 @@ CLAIMS = [
 
 def assess_claims(experiments: dict[str, Experiment]) -> list[Claim]:
     """Each claim measured on the experiments that test it, using only sweeps run with the notes'
-    settings: a sweep run otherwise is named in the evidence, never used."""
-    claims = []
+    settings (a sweep run otherwise is named in the evidence, never used); the paired comparisons
+    of all claims Holm-adjusted together before any verdict is drawn."""
+    claims, measured = [], []
     for text, names, test, measure in CLAIMS:
         claim = Claim(text=text, experiment=", ".join(names), test=test)
         usable = {
             name: experiments[name] for name in names if name in experiments and experiments[name].sweep.notes_settings
         }
         missing = [_why_missing(name, experiments.get(name)) for name in names if name not in usable]
+        parts = None
         if not usable:
             claim.evidence = "; ".join(missing)
         else:
@@ -335,11 +342,34 @@ def assess_claims(experiments: dict[str, Experiment]) -> list[Claim]:
                 claim.evidence, parts = measure(*found)
             except (KeyError, ValueError, StopIteration) as error:
                 claim.evidence, parts = f"not measurable from these results ({error})", []
-            claim.verdict = combine(parts)
             if missing:
                 claim.evidence += f" ({'; '.join(missing)})"
         claims.append(claim)
+        measured.append(parts)
+    holm([part for parts in measured if parts for part in parts if isinstance(part, Comparison)])
+    for claim, parts in zip(claims, measured, strict=True):
+        if parts is None:
+            continue
+        claim.verdict = combine(parts)
+        comparisons = [part for part in parts if isinstance(part, Comparison)]
+        if comparisons:
+            claim.evidence += ". Paired over seeds: " + "; ".join(map(str, comparisons))
+        claim.comparisons = [_figures(comparison) for comparison in comparisons]
     return claims
+
+
+def _figures(comparison: Comparison) -> dict:
+    return {
+        "comparison": f"{comparison.better.label} vs {comparison.worse.label}",
+        "seeds": comparison.pairs,
+        "difference": comparison.difference,
+        "interval": list(comparison.interval),
+        "probability_better": comparison.improvement,
+        "probability_interval": list(comparison.improvement_interval),
+        "p_value": comparison.p_value,
+        "holm_p_value": comparison.adjusted,
+        "verdict": comparison.verdict,
+    }
 
 
 def _why_missing(name: str, shown: Experiment | None) -> str:

@@ -141,15 +141,29 @@ class Experiment:
         overrides = []
         for override in self.sweep.overrides:
             key = override.split("=", 1)[0]
-            values = dict.fromkeys(self.runs[key].dropna().map(_plain)) if key in self.runs else {}
+            values = list(dict.fromkeys(self.runs[key].dropna().map(_plain))) if key in self.runs else []
             if len(values) > 1:
-                override = f"{key}={','.join(values)}"
+                override = f"{key}={_sweep_values(values)}"
             overrides.append(override)
         return Sweep(self.folder, self.sweep.experiment, overrides, self.sweep.config_dirs, 0.0).command
 
     @property
     def metric(self) -> str:
         return str(self.runs["metric"].iloc[0])
+
+
+def _sweep_values(values: list[str]) -> str:
+    """Swept values as a command line gives them: numbers in order, consecutive whole numbers
+    (seeds) as Hydra's range(start,stop)."""
+    try:
+        numbers = sorted(values, key=float)
+    except ValueError:
+        return ",".join(values)
+    if len(numbers) > 3 and all(value.lstrip("-").isdigit() for value in numbers):
+        whole = [int(value) for value in numbers]
+        if whole == list(range(whole[0], whole[-1] + 1)):
+            return f"range({whole[0]},{whole[-1] + 1})"
+    return ",".join(numbers)
 
 
 def _plain(value) -> str:
