@@ -100,9 +100,10 @@ class PackedModel(keras.Model):
     """The packed network with a train and test step that keep every member's loss its own: the
     loss is the sum of the members' losses, so each member's gradient is that of its own loss."""
 
-    def __init__(self, *args, members: int = 1, **kwargs):
+    def __init__(self, *args, members: int = 1, clipnorm=None, global_clipnorm=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.members = members
+        self.clipnorm, self.global_clipnorm = clipnorm, global_clipnorm  # applied per member here
         self.loss_mean = MemberMean(members, "loss")
         self.accuracy_mean = MemberMean(members, "accuracy")
         self.kernels = [layer for layer in self.layers if isinstance(layer, PackedDense)]
@@ -133,10 +134,28 @@ class PackedModel(keras.Model):
         weights = self.trainable_weights
         gradients = tape.gradient(total, weights)
         if self.gradient_stats is None:
-            self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
+            self.optimizer.apply_gradients(zip(self._clipped(gradients), weights, strict=True))
         else:
             self._apply_and_record(weights, gradients)
         return self._update(x, y, y_pred, losses)
+
+    def _clipped(self, gradients):
+        """Keras' clipnorm (each weight's gradient) or global_clipnorm (all of them), as the
+        optimizer computes them, but over each member's part of the gradients alone."""
+        if not self.clipnorm and not self.global_clipnorm:
+            return gradients
+        flat = [tf.reshape(g, (self.members, -1)) for g in gradients]
+        squares = [tf.reduce_sum(tf.square(g), axis=1, keepdims=True) for g in flat]
+        if self.clipnorm:
+            clipped = []
+            for g, square in zip(flat, squares, strict=True):
+                norm = tf.where(square > 0, tf.sqrt(tf.where(square > 0, square, tf.ones_like(square))), square)
+                clipped.append(g * self.clipnorm / tf.maximum(norm, self.clipnorm))
+        else:
+            norm = tf.sqrt(tf.add_n(squares))
+            scale = self.global_clipnorm * tf.minimum(1.0 / norm, 1.0 / self.global_clipnorm) + (norm - norm)
+            clipped = [g * scale for g in flat]
+        return [tf.reshape(g, tf.shape(original)) for g, original in zip(clipped, gradients, strict=True)]
 
     def _apply_and_record(self, weights, gradients):
         members = self.members
@@ -147,7 +166,7 @@ class PackedModel(keras.Model):
         position = {id(weight): index for index, weight in enumerate(weights)}
         kernels = [layer.kernel for layer in self.kernels]
         before = [tf.identity(kernel.value) for kernel in kernels]
-        self.optimizer.apply_gradients(zip(gradients, weights, strict=True))
+        self.optimizer.apply_gradients(zip(self._clipped(gradients), weights, strict=True))
         squares = [per_member(gradients[position[id(kernel)]]) for kernel in kernels]
         global_square = tf.add_n([per_member(g) for g in gradients if g is not None])
         steps = [per_member(kernel.value - old) for kernel, old in zip(kernels, before, strict=True)]
@@ -163,7 +182,9 @@ class PackedModel(keras.Model):
         return self._update(x, y, y_pred, self.member_losses(y, y_pred))
 
 
-def packed_network(settings: dict[str, Any], seeds: list[int], n_features: int, n_classes: int) -> PackedModel:
+def packed_network(
+    settings: dict[str, Any], seeds: list[int], n_features: int, n_classes: int, **clipping
+) -> PackedModel:
     """The packed twin of the built-in network (runner.model.mlp_layers) with member i's initial
     weights drawn as a separate run with seed i draws them: Dense layers as PackedDense, batch
     normalization over (member, unit) features, layer normalization with per-member gamma and beta."""
@@ -191,7 +212,8 @@ def packed_network(settings: dict[str, Any], seeds: list[int], n_features: int, 
             hidden = _packed_layer(layer, members, hidden)
         if settings.get("residual") and index > 0 and skip.shape[-1] == hidden.shape[-1]:
             hidden = keras.layers.Add(name=f"residual_{index + 1}")([skip, hidden])
-    model = PackedModel(inputs=inputs, outputs=_packed_layer(output_layer, members, hidden), members=members)
+    outputs = _packed_layer(output_layer, members, hidden)
+    model = PackedModel(inputs=inputs, outputs=outputs, members=members, **clipping)
     for layer in model.kernels:
         kernels, biases = zip(*initial[layer.name], strict=True)
         layer.kernel.assign(np.stack(kernels))
@@ -361,8 +383,10 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
     n_features = splits[0].x_train.shape[1]
     keras.utils.clear_session(free_memory=False)
     tf.config.experimental.enable_op_determinism()
-    model = packed_network(settings["model"], seeds, n_features, dataset.n_classes)
-    model.compile(optimizer=build_optimizer(settings["optimizer"]))
+    optimizer = dict(settings["optimizer"])
+    clipping = {key: optimizer.pop(key, None) for key in ("clipnorm", "global_clipnorm")}
+    model = packed_network(settings["model"], seeds, n_features, dataset.n_classes, **clipping)
+    model.compile(optimizer=build_optimizer(optimizer))
     train, validation, steps = packed_pipeline(
         splits, seeds, dataset.n_classes, trainer["batch_size"], trainer["epochs"]
     )

@@ -27,8 +27,6 @@ def unpackable(task: dict[str, Any]) -> str | None:
         return "a custom model"
     if optimizer.get("_target_") not in ELEMENTWISE:
         return f"the optimizer {optimizer.get('_target_')} (not known to update each weight on its own)"
-    if optimizer.get("clipnorm") is not None or optimizer.get("global_clipnorm") is not None:
-        return "clipping by norm (a norm over the pack is not each seed's)"
     if task.get("callbacks"):
         return "callbacks (they would stop or change every seed at once)"
     if (task.get("logger") or {}).get("name", "none") != "none":

@@ -52,12 +52,17 @@ def iris():
         ("adam", {"normalization": "batch", "regularizer": "l2"}),
         ("sgd", {"normalization": "layer", "regularizer": "l1l2", "residual": True, "depth": 3, "width": 16}),
         ("nadam", {"hidden_activation": "sigmoid", "bias_initializer": "glorot_uniform"}),
+        ("sgd-clipnorm", {"depth": 4, "width": 16}),
+        ("adam-global_clipnorm", {}),
     ],
 )
 def test_each_member_trains_as_a_separate_run_with_its_seed(iris, optimizer, model):
+    optimizer, _, clipping = optimizer.partition("-")
     settings = settings_for(optimizer, **model)
     if optimizer == "sgd":
         settings["optimizer"]["momentum"] = 0.9
+    if clipping:  # small enough to clip most steps
+        settings["optimizer"].update({clipping: 0.05, "learning_rate": 0.1})
     members = packing.train_pack(settings, iris, SEEDS)
     for seed, member in zip(SEEDS, members, strict=True):
         history, rows = separate_run(settings, iris, seed)
@@ -186,6 +191,8 @@ def test_the_launcher_packs_seeds_of_a_variant_and_says_why_it_does_not(caplog):
     assert plan_packs(composed(), workers=1, size=4) == [[0, 1, 2, 3], [4, 5]]
     with caplog.at_level("INFO", logger="runner.packs"):
         assert plan_packs(composed("callbacks=early_stopping"), workers=2, size=100) == [[i] for i in range(6)]
-        assert plan_packs(composed("clipping=norm"), workers=2, size=100) == [[i] for i in range(6)]
+        assert plan_packs(composed("model=custom", "model._target_=my.net"), workers=2, size=100) == [
+            [i] for i in range(6)
+        ]
     assert "callbacks (they would stop or change every seed at once)" in caplog.text
-    assert "clipping by norm" in caplog.text
+    assert "a custom model" in caplog.text
