@@ -85,7 +85,7 @@ def test_diverged_and_failed_variants_do_not_stop_the_sweep(cli, tmp_path):
     done = cli(
         "-m",
         "optimizer=sgd",
-        "optimizer.learning_rate=0.01,10",
+        "optimizer.learning_rate=0.01,100",
         "+callbacks.fail._target_=faulty.FailAfter",
         "+callbacks.fail.epochs=99,1",
         "trainer.epochs=3",
@@ -95,9 +95,9 @@ def test_diverged_and_failed_variants_do_not_stop_the_sweep(cli, tmp_path):
     runs = pd.read_csv(tmp_path / "sweep" / "runs.csv")
     statuses = runs.set_index(["optimizer.learning_rate", "callbacks.fail.epochs"])["status"]
     assert statuses[0.01, 99] == "completed"
-    assert statuses[10, 99] == "diverged"
+    assert statuses[100, 99] == "diverged"
     assert statuses[0.01, 1] == "failed"
-    assert statuses[10, 1] == "failed"
+    assert statuses[100, 1] == "failed"
     diverged = runs[runs["status"] == "diverged"].iloc[0]
     assert 1 <= diverged["diverged_epoch"] == diverged["epochs_run"] < 3  # stopped at the NaN epoch
     failed = runs[runs["status"] == "failed"].iloc[0]
