@@ -36,7 +36,7 @@ run: install ## Run the notes' sweeps (normalization, optimizer, learning_rate, 
 	$(PY) -m runner -m experiment=$(subst $(space),$(comma),$(strip $(EXPERIMENTS))) $(ARGS)
 	@printf "\nDone: each sweep's summary.csv and comparison plots are in results/<experiment>/<timestamp>/\n"
 
-reproduce: install ## Run every experiment over seeds 0, 1, 2 (resuming), then build results/report/
+reproduce: install ## Run every experiment over seeds 0-29 (resuming), then build results/report/
 	$(PY) -m runner reproduce $(ARGS)
 
 report: install ## Rebuild results/report/ from the results on disk (no training)

@@ -23,18 +23,21 @@ def train_app(cfg: DictConfig) -> float | None:
 
 REPRODUCE_HELP = """usage: python -m runner reproduce [OVERRIDE ...]
 
-Run every experiment in conf/experiment/ over seeds 0, 1 and 2, then build the report
+Run every experiment in conf/experiment/ over seeds 0 to 29, then build the report
 (<results_dir>/report/index.html and report.md). Each experiment's sweep goes to
 <results_dir>/<experiment>/reproduce/; variants already completed there with the same
 config are skipped, so an interrupted run continues where it stopped.
 
-Overrides apply to every experiment, e.g. results_dir=out, trainer.seed=0,1,2,3,4
+Each variant's 30 seeds train together as one packed model (runner.packing), and the
+report's verdicts compare variants seed by seed; 3 seeds cannot decide a comparison.
+
+Overrides apply to every experiment, e.g. results_dir=out, trainer.seed=0,1,2
 or experiment=optimizer,learning_rate (a subset).
 """
 
 
 def reproduce(arguments: list[str]) -> int:
-    """`python -m runner reproduce`: the notes' experiments over three seeds, then the report."""
+    """`python -m runner reproduce`: the notes' experiments over 30 seeds, then the report."""
     import time
 
     from omegaconf import OmegaConf
@@ -47,7 +50,7 @@ def reproduce(arguments: list[str]) -> int:
     given = {argument.split("=", 1)[0].lstrip("+~") for argument in arguments if "=" in argument}
     defaults = {
         "experiment": "experiment=glob(*,exclude=digits_cnn)",  # the notes' experiments; digits_cnn is an example
-        "trainer.seed": "trainer.seed=0,1,2",
+        "trainer.seed": "trainer.seed=range(0,30)",
         "hydra.sweep.dir": "hydra.sweep.dir=${results_dir}/${name}/reproduce",
     }
     sweep = ["-m", *(value for key, value in defaults.items() if key not in given), *arguments]
@@ -137,7 +140,7 @@ def release_workers() -> None:
 
 def main() -> None:
     """The `runner` command: a training run or sweep (Hydra's command line), or one of the
-    subcommands `reproduce` (every experiment, three seeds, then the report) and `report`
+    subcommands `reproduce` (every experiment, 30 seeds, then the report) and `report`
     (the report from results on disk, without TensorFlow)."""
     arguments = sys.argv[1:]
     if arguments[:1] == ["report"]:
