@@ -149,11 +149,25 @@ def _clear_session() -> None:
     keras.utils.clear_session(free_memory=collect)
 
 
-def shuffle_orders(seeds: list[int], size: int, epochs: int) -> np.ndarray:
-    """The order of `size` training samples in every epoch for each seed, (epochs, size, seeds):
-    drawn here rather than by tf.data, so that a packed member and a separate run share it."""
-    orders = [[np.random.default_rng([seed, epoch]).permutation(size) for epoch in range(epochs)] for seed in seeds]
-    return np.stack([np.asarray(order) for order in orders], axis=-1)
+def sample_order(seeds: list[int], size: int, epoch: int) -> np.ndarray:
+    """The order of `size` training samples in one epoch for each seed, (size, seeds): drawn here
+    rather than by tf.data, so that a packed member and a separate run share it."""
+    return np.stack([np.random.default_rng([seed, epoch]).permutation(size) for seed in seeds], axis=-1)
+
+
+def epoch_batches(seeds: list[int], size: int, epochs: int, batch_size: int) -> tf.data.Dataset:
+    """Every epoch's batches of sample indexes, (batch, seeds), each epoch's order made as it
+    starts (only one epoch's is held)."""
+
+    def order(epoch):
+        return sample_order(seeds, size, int(epoch)).astype("int64")
+
+    def drawn(epoch):
+        indexes = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
+        indexes.set_shape((size, len(seeds)))
+        return tf.data.Dataset.from_tensor_slices(indexes).batch(batch_size)
+
+    return tf.data.Dataset.range(epochs).flat_map(drawn)
 
 
 def input_pipeline(
@@ -169,10 +183,8 @@ def input_pipeline(
 
     size = len(split.x_train)
     x, y = tf.constant(split.x_train), tf.constant(labels(split.y_train))
-    train = (
-        tf.data.Dataset.from_tensor_slices(shuffle_orders([seed], size, epochs)[..., 0])
-        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-        .map(lambda indexes: (tf.gather(x, indexes), tf.gather(y, indexes)))
+    train = epoch_batches([seed], size, epochs, batch_size).map(
+        lambda indexes: (tf.gather(x, indexes[:, 0]), tf.gather(y, indexes[:, 0]))
     )
     validation = tf.data.Dataset.from_tensor_slices((split.x_val, labels(split.y_val)))
     return train, validation.batch(batch_size).cache(), -(-size // batch_size)

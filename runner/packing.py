@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from runner.data import Split, one_hot
-from runner.fitting import shuffle_orders
+from runner.fitting import epoch_batches
 from runner.model import build_optimizer, mlp_layers
 from runner.telemetry import RELU_FAMILY, SATURATION, VectorMean
 
@@ -263,7 +263,6 @@ def packed_pipeline(
     size = len(splits[0].x_train)
     x = tf.constant(np.stack([split.x_train for split in splits]))  # (M, size, features)
     y = tf.constant(np.stack([one_hot(split.y_train, n_classes) for split in splits]))
-    orders = shuffle_orders(seeds, size, epochs)
 
     def gather(indexes):  # (batch, M) -> (batch, M, features), (batch, M, classes)
         members_first = tf.transpose(indexes)
@@ -272,11 +271,7 @@ def packed_pipeline(
             tf.transpose(tf.gather(y, members_first, batch_dims=1), (1, 0, 2)),
         )
 
-    train = (
-        tf.data.Dataset.from_tensor_slices(orders)
-        .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-        .map(gather)
-    )
+    train = epoch_batches(seeds, size, epochs, batch_size).map(gather)
     x_val = np.stack([split.x_val for split in splits], axis=1)
     y_val = np.stack([one_hot(split.y_val, n_classes) for split in splits], axis=1)
     validation = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch_size).cache()
