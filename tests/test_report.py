@@ -125,11 +125,11 @@ def test_verdicts_follow_the_data(tmp_path):
     assert "batch 0.95 ± 0, none 0.55 ± 0.043" in bn["evidence"]
     assert "Epochs to 90% of best: batch 2 ± 0" in bn["evidence"]  # 0.9 x 0.95 = 0.855, reached at epoch 2
     assert "never reached in 12 of 12 seeds" in bn["evidence"]
-    assert "batch vs none (12 seeds): difference +0.4 [+0.379, +0.421]" in bn["evidence"]
+    assert "batch vs none, final val_accuracy (12 seeds): difference +0.4 [+0.379, +0.421]" in bn["evidence"]
     assert "p=4.9e-04, Holm 0.002: holds" in bn["evidence"]
     (accuracy, epochs) = bn["comparisons"]
     assert accuracy["probability_better"] == 1 and accuracy["holm_p_value"] == pytest.approx(4 * 2 / 4096)
-    assert epochs["comparison"].startswith("batch vs none") and epochs["verdict"] == "yes"
+    assert epochs["comparison"] == "batch vs none, epochs to 90% of best" and epochs["verdict"] == "yes"
     assert (tmp_path / "report" / bn["forest"]).is_file()
     assert claim(claims, "Adaptive optimizers")["verdict"] == "not supported"
     zeros = claim(claims, "All-zeros")
@@ -145,7 +145,10 @@ def test_three_seeds_cannot_decide_a_comparison_and_the_row_says_why(tmp_path):
     claims = claims_of(tmp_path)
     bn = claim(claims, "Batch normalization")
     assert bn["verdict"] == "inconclusive"
-    assert "batch vs none (3 seeds): difference +0.4 [+0.35, +0.45]" in bn["evidence"] and "p=0.25" in bn["evidence"]
+    assert (
+        "batch vs none, final val_accuracy (3 seeds): difference +0.4 [+0.35, +0.45]" in bn["evidence"]
+        and "p=0.25" in bn["evidence"]
+    )
     assert claim(claims, "All-zeros")["verdict"] == "not supported"
 
 

@@ -62,7 +62,10 @@ def claim_batch_normalization(runs: Runs) -> tuple[str, list[str]]:
     bn_epochs = _epochs(runs, "batch", model__normalization="batch")
     plain_epochs = _epochs(runs, "none", model__normalization="none")
     evidence = f"final val_accuracy: {bn}, {plain}. Epochs to 90% of best: {bn_epochs}, {plain_epochs}"
-    return evidence, [compare(bn, plain), compare(bn_epochs, plain_epochs, higher_is_better=False)]
+    return evidence, [
+        compare(bn, plain, measure="final val_accuracy"),
+        compare(bn_epochs, plain_epochs, higher_is_better=False, measure="epochs to 90% of best"),
+    ]
 
 
 def _epochs(runs: Runs, label: str, **values) -> Stat:
@@ -107,19 +110,19 @@ def claim_learning_rate(runs: Runs) -> tuple[str, list[str]]:
     swing_good = Stat(f"lr={good:g}", by_seed(of(good), of(good)["run"].map(swings)))
     slow = _epochs(runs, f"lr={smallest:g}", optimizer__learning_rate=texts[smallest])
     fast = _epochs(runs, f"lr={good:g}", optimizer__learning_rate=texts[good])
-    unstable = "yes" if diverged else compare(swing_big, swing_good)
+    unstable = "yes" if diverged else compare(swing_big, swing_good, measure="val_accuracy change per epoch")
     evidence = (
         f"largest rate: {diverged} of {len(big)} seeds diverged; mean change of val_accuracy from one epoch to the "
         f"next: {swing_big}, {swing_good} (the best rate in between). Epochs to 90% of best: {slow}, {fast}"
     )
-    return evidence, [unstable, compare(slow, fast)]
+    return evidence, [unstable, compare(slow, fast, measure="epochs to 90% of best")]
 
 
 def claim_adaptive_optimizers(runs: Runs) -> tuple[str, list[str]]:
     sgd = runs.stat("final_val_accuracy", "sgd", optimizer="sgd")
     others = [runs.stat("final_val_accuracy", name, optimizer=name) for name in ("rmsprop", "adam")]
     evidence = "final val_accuracy at the same rate: " + ", ".join(str(stat) for stat in [*others, sgd])
-    return evidence, [compare(other, sgd) for other in others]
+    return evidence, [compare(other, sgd, measure="final val_accuracy") for other in others]
 
 
 def _gradient_ratios(runs: Runs, activation: str, init: str) -> Stat:
@@ -155,7 +158,10 @@ def claim_activation_ranking(runs: Runs) -> tuple[str, list[str]]:
     stats = [runs.stat("final_val_accuracy", name, model__hidden_activation=name) for name in ACTIVATION_RANKING]
     measured = sorted((stat for stat in stats if len(stat.values)), key=lambda stat: -stat.mean)
     order = " > ".join(f"{stat.label} {number(stat.mean)}" for stat in measured)
-    parts = [compare(higher, lower) for higher, lower in zip(stats[:-1], stats[1:], strict=True)]
+    parts = [
+        compare(higher, lower, measure="final val_accuracy")
+        for higher, lower in zip(stats[:-1], stats[1:], strict=True)
+    ]
     evidence = f"measured order of final val_accuracy: {order}; each neighbouring pair of the claimed order below"
     return evidence, parts
 
@@ -179,7 +185,8 @@ def claim_dying_relu(runs: Runs) -> tuple[str, list[str]]:
         f"final val_accuracy: {', '.join(map(str, accuracy.values()))}"
     )
     return evidence, [relu_dies] + [
-        compare(dead[name], dead["relu"], higher_is_better=False) for name in ("leaky_relu", "elu")
+        compare(dead[name], dead["relu"], higher_is_better=False, measure="dead units")
+        for name in ("leaky_relu", "elu")
     ]
 
 
@@ -210,7 +217,7 @@ def claim_residual(runs: Runs) -> tuple[str, list[str]]:
         off = runs.stat(
             "final_val_accuracy", f"{activation} plain", model__hidden_activation=activation, model__residual=False
         )
-        parts.append(compare(on, off))
+        parts.append(compare(on, off, measure="final val_accuracy"))
         texts += [str(on), str(off)]
     return "final val_accuracy: " + ", ".join(texts), parts
 
@@ -226,7 +233,7 @@ def claim_regularization(dropout: Runs | None, regularizer: Runs | None) -> tupl
             if value == baseline:
                 continue
             stat = runs.stat("gap", f"{key.split('.')[-1]}={value}", **{key.replace(".", "__"): value})
-            parts.append(compare(stat, base, higher_is_better=False))
+            parts.append(compare(stat, base, higher_is_better=False, measure="train - val accuracy gap"))
             texts.append(str(stat))
     return "final training minus validation accuracy: " + ", ".join(texts), parts
 
@@ -360,7 +367,7 @@ def assess_claims(experiments: dict[str, Experiment]) -> list[Claim]:
 
 def _figures(comparison: Comparison) -> dict:
     return {
-        "comparison": f"{comparison.better.label} vs {comparison.worse.label}",
+        "comparison": comparison.name,
         "seeds": comparison.pairs,
         "difference": comparison.difference,
         "interval": list(comparison.interval),

@@ -57,7 +57,7 @@ def forest_plot(claim: Claim, path: Path) -> None:
         )  # fmt: skip
     axes.axvline(0, color="black", linewidth=0.8)
     axes.set_yticks(range(len(rows)), [f"{row['comparison']} ({row['seeds']} seeds)" for row in reversed(rows)])
-    axes.set_xlabel("mean difference in the claimed direction (95% bootstrap interval)")
+    axes.set_xlabel("mean difference in the claimed direction, in each row's measure (95% bootstrap interval)")
     axes.set_title(claim.text, fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100, bbox_inches="tight")

@@ -58,7 +58,14 @@ class Comparison:
     better: Stat
     worse: Stat
     higher_is_better: bool = True
+    measure: str = ""  # what is compared, e.g. "final val_accuracy"
     adjusted: float | None = None
+
+    @property
+    def name(self) -> str:
+        """'batch vs none', the labels without their notes in brackets, and the measure."""
+        names = " vs ".join(stat.label.split(" (")[0] for stat in (self.better, self.worse))
+        return f"{names}, {self.measure}" if self.measure else names
 
     def __post_init__(self) -> None:
         first, second = _by_seed(self.better.values), _by_seed(self.worse.values)
@@ -85,20 +92,20 @@ class Comparison:
 
     def __str__(self) -> str:
         if self.pairs < 2:
-            return f"{self.better.label} vs {self.worse.label}: {self.pairs} paired seed(s), too few to compare"
+            return f"{self.name}: {self.pairs} paired seed(s), too few to compare"
         low, high = self.interval
         p = f"p={number(self.p_value)}" + (f", Holm {number(self.adjusted)}" if self.adjusted is not None else "")
         low_p, high_p = self.improvement_interval
         return (
-            f"{self.better.label} vs {self.worse.label} ({self.pairs} seeds): difference {_signed(self.difference)} "
+            f"{self.name} ({self.pairs} seeds): difference {_signed(self.difference)} "
             f"[{_signed(low)}, {_signed(high)}], P(better) {number(self.improvement)} [{number(low_p)}, "
             f"{number(high_p)}], {p}: {VERDICT_WORDS[self.verdict]}"
         )
 
 
-def compare(better: Stat, worse: Stat, higher_is_better: bool = True) -> Comparison:
+def compare(better: Stat, worse: Stat, higher_is_better: bool = True, measure: str = "") -> Comparison:
     """`better` against `worse`, paired by seed (see Comparison)."""
-    return Comparison(better, worse, higher_is_better)
+    return Comparison(better, worse, higher_is_better, measure)
 
 
 def holm(comparisons: list[Comparison]) -> None:
