@@ -30,6 +30,7 @@ class MemberOutcome:
     error: str | None = None
     traceback: str | None = None
     members: int = 1  # the pack's size
+    pack_seconds: float = 0.0  # the pack's training time; `seconds` is its share per member
 
 
 class PackedDense(keras.layers.Layer):
@@ -73,6 +74,45 @@ class MemberScale(keras.layers.Layer):
 
     def call(self, inputs):
         return inputs * self.gamma + self.beta
+
+
+class MemberDropout(keras.layers.Layer):
+    """Dropout whose mask for member i is drawn from member i's seed alone (and the step, the
+    layer, the sample's place in the batch, the unit), so that a member trains the same in any
+    pack, whatever the other members; Keras' Dropout would draw one mask for the whole pack."""
+
+    def __init__(self, rate: float, seeds: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.seeds = float(rate), [int(seed) for seed in seeds]
+
+    def build(self, input_shape):
+        self.step = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False, name="step")
+        self.salt = sum(ord(c) * 31**i for i, c in enumerate(self.name)) % (2**31)
+
+    def call(self, inputs, training=False):
+        if not training or self.rate <= 0:
+            return inputs
+        self.step.assign_add(1)
+        shape = tf.shape(inputs, out_type=tf.int64)
+        sample = tf.range(shape[0])[:, None, None]
+        member = tf.constant(self.seeds, tf.int64)[None, :, None]
+        unit = tf.range(shape[2])[None, None, :]
+        key = _mix(_mix(_mix(member * 0x9E3779B1 + self.salt) + self.step) + sample * 0x85EBCA77) + unit
+        uniform = tf.cast(tf.math.floormod(_mix(key), 2**24), inputs.dtype) / float(2**24)
+        return tf.where(uniform >= self.rate, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
+
+
+def _mix(value):
+    """A 32-bit integer hash (murmur3's finalizer) on int64 tensors, kept within 32 bits."""
+    mask = tf.constant(0xFFFFFFFF, tf.int64)
+
+    def shifted(bits: int):
+        return tf.bitwise.bitwise_xor(value, tf.bitwise.right_shift(value, tf.constant(bits, tf.int64)))
+
+    value = tf.bitwise.bitwise_and(value, mask)
+    value = tf.bitwise.bitwise_and(shifted(16) * 0x85EBCA6B, mask)
+    value = tf.bitwise.bitwise_and(shifted(13) * 0xC2B2AE35, mask)
+    return shifted(16)
 
 
 class MemberMean(keras.metrics.Metric):
@@ -209,10 +249,10 @@ def packed_network(
     for index, block in enumerate(blocks):
         skip = hidden
         for layer in block:
-            hidden = _packed_layer(layer, members, hidden)
+            hidden = _packed_layer(layer, members, hidden, seeds)
         if settings.get("residual") and index > 0 and skip.shape[-1] == hidden.shape[-1]:
             hidden = keras.layers.Add(name=f"residual_{index + 1}")([skip, hidden])
-    outputs = _packed_layer(output_layer, members, hidden)
+    outputs = _packed_layer(output_layer, members, hidden, seeds)
     model = PackedModel(inputs=inputs, outputs=outputs, members=members, **clipping)
     for layer in model.kernels:
         kernels, biases = zip(*initial[layer.name], strict=True)
@@ -221,7 +261,7 @@ def packed_network(
     return model
 
 
-def _packed_layer(layer: keras.layers.Layer, members: int, hidden):
+def _packed_layer(layer: keras.layers.Layer, members: int, hidden, seeds: list[int]):
     """`hidden` through the packed counterpart of one layer of the built-in network."""
     if isinstance(layer, keras.layers.Dense):
         regularizer = layer.kernel_regularizer
@@ -244,7 +284,7 @@ def _packed_layer(layer: keras.layers.Layer, members: int, hidden):
         )
         return MemberScale(members, name=f"{layer.name}_scale")(hidden)
     if isinstance(layer, keras.layers.Dropout):
-        return keras.layers.Dropout(layer.rate, name=layer.name)(hidden)
+        return MemberDropout(layer.rate, seeds, name=layer.name)(hidden)
     raise PackingError(f"a {type(layer).__name__} layer")
 
 
@@ -264,12 +304,11 @@ def packed_pipeline(
     x = tf.constant(np.stack([split.x_train for split in splits]))  # (M, size, features)
     y = tf.constant(np.stack([one_hot(split.y_train, n_classes) for split in splits]))
 
+    members = tf.range(len(seeds), dtype=tf.int64)[None, :]
+
     def gather(indexes):  # (batch, M) -> (batch, M, features), (batch, M, classes)
-        members_first = tf.transpose(indexes)
-        return (
-            tf.transpose(tf.gather(x, members_first, batch_dims=1), (1, 0, 2)),
-            tf.transpose(tf.gather(y, members_first, batch_dims=1), (1, 0, 2)),
-        )
+        where = tf.stack([tf.broadcast_to(members, tf.shape(indexes)), indexes], axis=-1)
+        return tf.gather_nd(x, where), tf.gather_nd(y, where)
 
     train = epoch_batches(seeds, size, epochs, batch_size).map(gather)
     x_val = np.stack([split.x_val for split in splits], axis=1)
@@ -312,9 +351,11 @@ class PackRecorder(keras.callbacks.Callback):
         count = len(self._kernels)
         if self.gradients:
             stats = np.asarray(self.model.gradient_stats.result()).reshape(2 * count + 1, self.members)
-        weight_norms = [
-            np.sqrt(np.square(layer.kernel.numpy()).reshape(self.members, -1).sum(axis=1)) for layer in self._kernels
-        ]
+        with np.errstate(all="ignore"):  # a diverging member's weights overflow: inf, recorded as such
+            weight_norms = [
+                np.sqrt(np.square(layer.kernel.numpy()).reshape(self.members, -1).sum(axis=1))
+                for layer in self._kernels
+            ]
         outputs = None
         if self._probe_model is not None:
             outputs = self._probe_model(self.probes, training=False)
@@ -399,7 +440,8 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
         verbose=0,
         callbacks=[recorder],
     )
-    share = (time.perf_counter() - started) / len(seeds)
+    wall = time.perf_counter() - started
+    share = wall / len(seeds)
     return [
         MemberOutcome(
             history=recorder.histories[i],
@@ -407,6 +449,7 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
             nonfinite_epoch=recorder.nonfinite[i],
             seconds=share,
             members=len(seeds),
+            pack_seconds=wall,
         )
         for i in range(len(seeds))
     ]

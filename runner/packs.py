@@ -38,6 +38,14 @@ def unpackable(task: dict[str, Any]) -> str | None:
     return None
 
 
+def reads_seed(config: DictConfig) -> bool:
+    """Whether a setting other than trainer.seed reads it (`data.seed: ${trainer.seed}`): its
+    seeds are then different variants, not members of one."""
+    task = OmegaConf.to_container(config, resolve=False)
+    task.pop("hydra", None)
+    return "trainer.seed" in json.dumps(task, default=str)
+
+
 def pack_key(config: DictConfig) -> str:
     """The job's config without Hydra's node and trainer.seed: equal keys pack together."""
     task = OmegaConf.to_container(config, resolve=False)
@@ -54,7 +62,7 @@ def plan_packs(configs: Sequence[DictConfig | None], workers: int, size: int) ->
     alone: list[list[int]] = []
     reasons: dict[str, int] = {}
     for index, config in enumerate(configs):
-        if config is None:
+        if config is None or reads_seed(config):
             alone.append([index])
             continue
         groups.setdefault(pack_key(config), []).append(index)

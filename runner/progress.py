@@ -34,7 +34,8 @@ class Finished:
             seed=record.get("seed"),
             status=str(record.get("status")),
             value=record.get(f"final_{metric}"),
-            seconds=0.0 if skipped else float(record.get("seconds") or 0.0),
+            # a packed seed's line: the pack's time, since the pack began when this seed did
+            seconds=0.0 if skipped else float(record.get("pack_seconds") or record.get("seconds") or 0.0),
             skipped=skipped,
             error=f"{error.splitlines()[0]} (traceback: {folder}/error.txt)" if error else None,
             metric=metric,

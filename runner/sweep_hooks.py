@@ -78,7 +78,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     from runner.data import check_data
-    from runner.packs import pack_key
+    from runner.packs import pack_key, reads_seed
     from runner.preflight import build_key, check_build, check_targets
 
     loader = GlobalHydra.instance().config_loader()
@@ -104,15 +104,17 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     variants: dict[str, dict[str, Any]] = {}  # by the config but its seed: resolved and checked once
     for job_overrides, job_config in compose_jobs(loader, config, jobs or []):
         composed[tuple(job_overrides)] = job_config
-        variant = pack_key(job_config)
-        if variant in variants:
+        variant = None if reads_seed(job_config) else pack_key(job_config)
+        if variant is not None and variant in variants:
             checked = variants[variant]
             settings = {**checked, "trainer": {**checked["trainer"], "seed": job_config.trainer.seed}}
             validate(settings)
         else:
             HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
             OmegaConf.set_readonly(job_config.hydra, False)  # as composed (set_config made it read-only)
-            settings = variants[variant] = check_settings(job_config)
+            settings = check_settings(job_config)
+            if variant is not None:
+                variants[variant] = settings
             check_targets(settings)
         data_key = repr(settings["data"])  # loaded once; split once per split and seed
         split_key = repr((data_key, settings["trainer"]["validation_split"], settings["trainer"]["seed"]))

@@ -234,6 +234,7 @@ def train_variant(
         seconds=round(seconds, 3),
         threads=tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         packed=outcome.members if outcome is not None else None,
+        pack_seconds=round(outcome.pack_seconds, 3) if outcome is not None else None,
         swept=swept,
         job=job,
         fingerprint=fingerprint,

@@ -196,3 +196,16 @@ def test_the_launcher_packs_seeds_of_a_variant_and_says_why_it_does_not(caplog):
         ]
     assert "callbacks (they would stop or change every seed at once)" in caplog.text
     assert "a custom model" in caplog.text
+    # A setting that reads the seed makes each seed a variant of its own: its data differ.
+    seeded = composed("data=synthetic", "data.seed=${trainer.seed}")
+    assert plan_packs(seeded, workers=2, size=100) == [[i] for i in range(6)]
+
+
+def test_with_dropout_a_member_trains_the_same_in_any_pack(iris):
+    """Each member's dropout masks come from its own seed: seed 1 alone with seed 0, or among
+    four seeds in another order, has the same history."""
+    settings = settings_for("adam", epochs=3, dropout_rate=0.5, depth=3, width=16)
+    small = packing.train_pack(settings, iris, [0, 1])
+    large = packing.train_pack(settings, iris, [3, 1, 2, 0])
+    assert small[1].history == large[1].history and small[0].history == large[3].history
+    assert small[0].history != small[1].history

@@ -102,7 +102,12 @@ class ProcessesLauncher(Launcher):
         from runner.devices import worker_count
 
         self.workers = worker_count(n_jobs)
-        self.pack_seeds, self.pack_size = pack_seeds, max(int(pack_size), 1)
+        if not isinstance(pack_size, int) or pack_size < 1:
+            raise ValueError(
+                f"hydra.launcher.pack_size={pack_size} packs no seed: give the most seeds one packed model may "
+                "hold (100 by default), or hydra.launcher.pack_seeds=false to train each seed on its own."
+            )
+        self.pack_seeds, self.pack_size = pack_seeds, pack_size
         self.recycle_after = recycle_after if recycle_after and recycle_after > 0 else None
         self.preload = list(preload)
         # Set by a sweeper that reads no job's result before its next launch (runner's grid sweeper):

@@ -52,7 +52,7 @@ def build_report(root: Path) -> Path:
         for plot in experiment.plots:
             shutil.copy2(plot, images / experiment.name / plot.name)
     for index, claim in enumerate(claims, start=1):
-        if claim.comparisons:
+        if any(row["seeds"] >= 2 for row in claim.comparisons):
             claim.forest = f"images/claims/claim_{index}.png"
             forest_plot(claim, out / claim.forest)
     write_atomic(out / "index.html", render("report.html.j2", root, experiments, claims, others, unknown))

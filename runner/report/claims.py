@@ -381,8 +381,11 @@ def _figures(comparison: Comparison) -> dict:
 
 def _why_missing(name: str, shown: Experiment | None) -> str:
     if shown is None:
-        return f"no results for {name}: run `python -m runner -m experiment={name}` or `python -m runner reproduce`"
+        return (
+            f"no results for {name}: run `python -m runner -m experiment={name} 'trainer.seed=range(0,30)'` "
+            "or `python -m runner reproduce`"
+        )
     return (
         f"no sweep of {name} with the notes' settings: the one found ran with {', '.join(shown.sweep.departures)}; "
-        f"run `python -m runner -m experiment={name}`"
+        f"run `python -m runner -m experiment={name} 'trainer.seed=range(0,30)'`"
     )

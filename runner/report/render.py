@@ -45,7 +45,9 @@ def forest_plot(claim: Claim, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = claim.comparisons
+    rows = [row for row in claim.comparisons if row["seeds"] >= 2]
+    if not rows:
+        return
     figure, axes = plt.subplots(figsize=(7, 0.6 + 0.45 * len(rows)))
     colors = {"yes": VERDICT_COLORS["supported"], "no": VERDICT_COLORS["not supported"], "tie": "#57606a"}
     for index, row in enumerate(reversed(rows)):
@@ -80,10 +82,15 @@ def intro(root: Path, experiments: dict[str, Experiment]) -> str:
 
 
 def seed_text(seeds: list[int]) -> str:
-    """Seeds as a reader counts them: 0-29 where they run without a gap."""
-    if len(seeds) > 3 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ", ".join(map(str, seeds))
+    """Seeds as a reader counts them: runs of four or more without a gap as 0-29."""
+    runs: list[list[int]] = []
+    for seed in seeds:
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    parts = [f"{run[0]}-{run[-1]}" if len(run) > 3 else ", ".join(map(str, run)) for run in runs]
+    return ", ".join(parts)
 
 
 def ranking(experiment: Experiment) -> str:

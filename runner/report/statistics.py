@@ -96,10 +96,13 @@ class Comparison:
         low, high = self.interval
         p = f"p={number(self.p_value)}" + (f", Holm {number(self.adjusted)}" if self.adjusted is not None else "")
         low_p, high_p = self.improvement_interval
+        outcome = VERDICT_WORDS[self.verdict]
+        if self.verdict == "tie" and (low > 0 or high < 0):  # the interval alone would decide
+            outcome = "undecided: too few seeds for the report's number of comparisons"
         return (
             f"{self.name} ({self.pairs} seeds): difference {_signed(self.difference)} "
             f"[{_signed(low)}, {_signed(high)}], P(better) {number(self.improvement)} [{number(low_p)}, "
-            f"{number(high_p)}], {p}: {VERDICT_WORDS[self.verdict]}"
+            f"{number(high_p)}], {p}: {outcome}"
         )
 
 
