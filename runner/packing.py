@@ -16,7 +16,7 @@ import tensorflow as tf
 from runner.data import Split, one_hot
 from runner.fitting import epoch_batches
 from runner.model import build_optimizer, mlp_layers
-from runner.telemetry import RELU_FAMILY, SATURATION, VectorMean
+from runner.telemetry import VectorMean, activation_stats
 
 
 @dataclass
@@ -385,23 +385,12 @@ class PackRecorder(keras.callbacks.Callback):
                 rows.extend(_rows(number, "all", 0, {"gradient_norm": global_norm}))
             if finite and outputs is not None:
                 for depth, (layer, output) in enumerate(zip(self._hidden, outputs, strict=True), start=1):
-                    rows.extend(_rows(number, layer.name, depth, activation_stats(layer, output[:, member, :])))
+                    activation = getattr(layer.activation, "__name__", None)
+                    rows.extend(_rows(number, layer.name, depth, activation_stats(activation, output[:, member, :])))
             if not finite:
                 self.finished[member] = number
         if all(epoch is not None for epoch in self.finished):
             self.model.stop_training = True
-
-
-def activation_stats(layer: PackedDense, values: np.ndarray) -> dict[str, float]:
-    """One member's probe activations of one layer, as runner.telemetry measures them."""
-    stats = {"activation_mean": float(values.mean()), "activation_std": float(values.std())}
-    activation = getattr(layer.activation, "__name__", None)
-    if activation in SATURATION:
-        low, high = SATURATION[activation]
-        stats["saturated_fraction"] = float(((values < low) | (values > high)).mean())
-    if activation in RELU_FAMILY:
-        stats["dead_fraction"] = float((values == 0).all(axis=0).mean())
-    return stats
 
 
 def _rows(epoch: int, layer: str, depth: int, values: dict[str, float]) -> list[dict[str, Any]]:

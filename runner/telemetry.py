@@ -199,22 +199,27 @@ class TelemetryCallback(keras.callbacks.Callback):
         outputs = self._probe_model(self.probe, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for depth, (layer, output) in enumerate(zip(self._hidden, outputs, strict=True), start=1):
-            values = np.asarray(output)
-            stats = {"activation_mean": float(values.mean()), "activation_std": float(values.std())}
-            activation = activation_name(layer)
-            if activation in SATURATION:
-                low, high = SATURATION[activation]
-                stats["saturated_fraction"] = float(((values < low) | (values > high)).mean())
-            if activation in RELU_FAMILY:  # a unit (a convolution's channel) that is 0 on every probe sample
-                units = values.reshape(-1, values.shape[-1])
-                stats["dead_fraction"] = float((units == 0).all(axis=0).mean())
-            self._add(number, layer.name, depth, stats)
+            self._add(number, layer.name, depth, activation_stats(activation_name(layer), np.asarray(output)))
 
     def _add(self, epoch: int, layer: str, depth: int, values: dict[str, float]) -> None:
         self.rows.extend(
             {"epoch": epoch, "layer": layer, "depth": depth, "metric": metric, "value": value}
             for metric, value in values.items()
         )
+
+
+def activation_stats(activation: str | None, values: np.ndarray) -> dict[str, float]:
+    """One layer's probe activations (samples, ..., units): mean, std, and the share of saturated
+    outputs (sigmoid, tanh) or of dead units (ReLU family: 0 on every probe sample; a
+    convolution's channel counts as one unit)."""
+    stats = {"activation_mean": float(values.mean()), "activation_std": float(values.std())}
+    if activation in SATURATION:
+        low, high = SATURATION[activation]
+        stats["saturated_fraction"] = float(((values < low) | (values > high)).mean())
+    if activation in RELU_FAMILY:
+        units = values.reshape(-1, values.shape[-1])
+        stats["dead_fraction"] = float((units == 0).all(axis=0).mean())
+    return stats
 
 
 def diagnostics_table(rows: list[dict[str, Any]]) -> str:
