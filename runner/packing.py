@@ -208,7 +208,11 @@ class PackedModel(keras.Model):
         before = [tf.identity(kernel.value) for kernel in kernels]
         self.optimizer.apply_gradients(zip(self._clipped(gradients), weights, strict=True))
         squares = [per_member(gradients[position[id(kernel)]]) for kernel in kernels]
-        global_square = tf.add_n([per_member(g) for g in gradients if g is not None])
+        kernel_ids = {id(kernel) for kernel in kernels}
+        others = [
+            per_member(g) for w, g in zip(weights, gradients, strict=True) if id(w) not in kernel_ids and g is not None
+        ]
+        global_square = tf.add_n(squares + others)
         steps = [per_member(kernel.value - old) for kernel, old in zip(kernels, before, strict=True)]
         sizes = [per_member(old) for old in before]
         norms = tf.sqrt(tf.stack(squares))  # (K, M)

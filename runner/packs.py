@@ -10,9 +10,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from runner.config import BUILT_IN_MODEL
+
 log = logging.getLogger(__name__)
 
-BUILT_IN = "runner.model.mlp"
 # Optimizers whose update of each weight depends on that weight's gradient alone.
 ELEMENTWISE = {
     f"keras.optimizers.{name}"
@@ -23,7 +24,7 @@ ELEMENTWISE = {
 def unpackable(task: dict[str, Any]) -> str | None:
     """Why this variant's seeds cannot train as one packed model, or None where they can."""
     model, optimizer, trainer = task["model"], task["optimizer"], task["trainer"]
-    if model.get("_target_") != BUILT_IN:
+    if model.get("_target_") != BUILT_IN_MODEL:
         return "a custom model"
     if optimizer.get("_target_") not in ELEMENTWISE:
         return f"the optimizer {optimizer.get('_target_')} (not known to update each weight on its own)"
@@ -38,20 +39,15 @@ def unpackable(task: dict[str, Any]) -> str | None:
     return None
 
 
-def reads_seed(config: DictConfig) -> bool:
-    """Whether a setting other than trainer.seed reads it (`data.seed: ${trainer.seed}`): its
-    seeds are then different variants, not members of one."""
-    task = OmegaConf.to_container(config, resolve=False)
-    task.pop("hydra", None)
-    return "trainer.seed" in json.dumps(task, default=str)
-
-
-def pack_key(config: DictConfig) -> str:
-    """The job's config without Hydra's node and trainer.seed: equal keys pack together."""
+def variant_key(config: DictConfig) -> str | None:
+    """The job's config without Hydra's node and trainer.seed: jobs with equal keys are seeds of one
+    variant. None where another setting reads the seed (`data.seed: ${trainer.seed}`): its seeds
+    are then different variants."""
     task = OmegaConf.to_container(config, resolve=False)
     task.pop("hydra", None)
     task["trainer"].pop("seed", None)
-    return json.dumps(task, sort_keys=True, default=str)
+    key = json.dumps(task, sort_keys=True, default=str)
+    return None if "trainer.seed" in key else key
 
 
 def plan_packs(configs: Sequence[DictConfig | None], workers: int, size: int) -> list[list[int]]:
@@ -62,10 +58,11 @@ def plan_packs(configs: Sequence[DictConfig | None], workers: int, size: int) ->
     alone: list[list[int]] = []
     reasons: dict[str, int] = {}
     for index, config in enumerate(configs):
-        if config is None or reads_seed(config):
+        key = variant_key(config) if config is not None else None
+        if key is None:
             alone.append([index])
             continue
-        groups.setdefault(pack_key(config), []).append(index)
+        groups.setdefault(key, []).append(index)
     packs: list[list[int]] = []
     for members in groups.values():
         seeds = [configs[index].trainer.seed for index in members]

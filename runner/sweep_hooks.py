@@ -78,7 +78,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     from runner.data import check_data
-    from runner.packs import pack_key, reads_seed
+    from runner.packs import variant_key
     from runner.preflight import build_key, check_build, check_targets
 
     loader = GlobalHydra.instance().config_loader()
@@ -104,7 +104,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     variants: dict[str, dict[str, Any]] = {}  # by the config but its seed: resolved and checked once
     for job_overrides, job_config in compose_jobs(loader, config, jobs or []):
         composed[tuple(job_overrides)] = job_config
-        variant = None if reads_seed(job_config) else pack_key(job_config)
+        variant = variant_key(job_config)
         if variant is not None and variant in variants:
             checked = variants[variant]
             settings = {**checked, "trainer": {**checked["trainer"], "seed": job_config.trainer.seed}}

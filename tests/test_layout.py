@@ -91,7 +91,7 @@ LAYERS = {
     "runner.fitting": 4,
     "runner.preflight": 4,
     "runner.report.load": 4,
-    "runner.packs": 1,
+    "runner.packs": 2,
     "runner.packing": 5,
     "runner.variant": 6,
     "runner.report.claims": 5,
