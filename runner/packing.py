@@ -1,7 +1,8 @@
 """Packed seeds: the seeds of one variant of the built-in network trained together as one Keras
-model with a member axis on every weight (inputs (batch, member, features)). Member i has the
-split, initial weights and sample order of a separate run with seed i; its loss, gradients,
-optimizer slots, normalization statistics and telemetry are its own."""
+model with a member axis on every weight (inputs and outputs (batch, member, ...); inside, the
+activations are member-major, (member, batch, units), so each Dense is one batched matmul).
+Member i has the split, initial weights and sample order of a separate run with seed i; its loss,
+gradients, optimizer slots, normalization statistics and telemetry are its own."""
 
 from __future__ import annotations
 
@@ -33,8 +34,16 @@ class MemberOutcome:
     pack_seconds: float = 0.0  # the pack's training time; `seconds` is its share per member
 
 
+class SwapAxes(keras.layers.Layer):
+    """(batch, member, units) <-> (member, batch, units)."""
+
+    def call(self, inputs):
+        return keras.ops.transpose(inputs, (1, 0, 2))
+
+
 class PackedDense(keras.layers.Layer):
-    """M Dense layers side by side: kernel (M, in, units), bias (M, units), one einsum."""
+    """M Dense layers side by side on member-major inputs (M, batch, in): kernel (M, in, units),
+    bias (M, units), one batched matmul (an einsum over (batch, M, in) transposes at every call)."""
 
     def __init__(self, members: int, units: int, activation, l1: float = 0.0, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
@@ -49,7 +58,7 @@ class PackedDense(keras.layers.Layer):
         self.bias = self.add_weight(shape=(self.members, self.units), initializer="zeros", name="bias")
 
     def call(self, inputs):
-        return self.activation(tf.einsum("bmf,mfu->bmu", inputs, self.kernel) + self.bias)
+        return self.activation(tf.matmul(inputs, self.kernel) + self.bias[:, None, :])
 
     def penalty(self):
         """Each member's kernel penalty, as Keras' L1/L2 regularizers compute it: shape (M,)."""
@@ -73,7 +82,7 @@ class MemberScale(keras.layers.Layer):
         self.beta = self.add_weight(shape=(self.members, input_shape[-1]), initializer="zeros", name="beta")
 
     def call(self, inputs):
-        return inputs * self.gamma + self.beta
+        return inputs * self.gamma[:, None, :] + self.beta[:, None, :]
 
 
 class MemberDropout(keras.layers.Layer):
@@ -93,9 +102,9 @@ class MemberDropout(keras.layers.Layer):
         if not training or self.rate <= 0:
             return inputs
         self.step.assign_add(1)
-        shape = tf.shape(inputs, out_type=tf.int64)
-        sample = tf.range(shape[0])[:, None, None]
-        member = tf.constant(self.seeds, tf.int64)[None, :, None]
+        shape = tf.shape(inputs, out_type=tf.int64)  # member-major: (M, batch, units)
+        member = tf.constant(self.seeds, tf.int64)[:, None, None]
+        sample = tf.range(shape[1])[None, :, None]
         unit = tf.range(shape[2])[None, None, :]
         key = _mix(_mix(_mix(member * 0x9E3779B1 + self.salt) + self.step) + sample * 0x85EBCA77) + unit
         uniform = tf.cast(tf.math.floormod(_mix(key), 2**24), inputs.dtype) / float(2**24)
@@ -249,14 +258,14 @@ def packed_network(
                 width = layer.units
 
     inputs = keras.Input(shape=(members, n_features))
-    hidden = inputs
+    hidden = SwapAxes()(inputs)
     for index, block in enumerate(blocks):
         skip = hidden
         for layer in block:
             hidden = _packed_layer(layer, members, hidden, seeds)
         if settings.get("residual") and index > 0 and skip.shape[-1] == hidden.shape[-1]:
             hidden = keras.layers.Add(name=f"residual_{index + 1}")([skip, hidden])
-    outputs = _packed_layer(output_layer, members, hidden, seeds)
+    outputs = SwapAxes()(_packed_layer(output_layer, members, hidden, seeds))
     model = PackedModel(inputs=inputs, outputs=outputs, members=members, **clipping)
     for layer in model.kernels:
         kernels, biases = zip(*initial[layer.name], strict=True)
@@ -266,7 +275,7 @@ def packed_network(
 
 
 def _packed_layer(layer: keras.layers.Layer, members: int, hidden, seeds: list[int]):
-    """`hidden` through the packed counterpart of one layer of the built-in network."""
+    """`hidden` (member-major) through the packed counterpart of one layer of the built-in network."""
     if isinstance(layer, keras.layers.Dense):
         regularizer = layer.kernel_regularizer
         if regularizer is not None and not isinstance(
@@ -276,12 +285,12 @@ def _packed_layer(layer: keras.layers.Layer, members: int, hidden, seeds: list[i
         l1, l2 = float(getattr(regularizer, "l1", 0.0)), float(getattr(regularizer, "l2", 0.0))
         return PackedDense(members, layer.units, layer.activation, l1, l2, name=layer.name)(hidden)
     width = hidden.shape[-1]
-    if isinstance(layer, keras.layers.BatchNormalization):
-        hidden = keras.layers.Reshape((members * width,))(hidden)
+    if isinstance(layer, keras.layers.BatchNormalization):  # over (member, unit) features: batch-major
+        hidden = keras.layers.Reshape((members * width,))(SwapAxes()(hidden))
         hidden = keras.layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon, name=layer.name)(
             hidden
         )
-        return keras.layers.Reshape((members, width))(hidden)
+        return SwapAxes()(keras.layers.Reshape((members, width))(hidden))
     if isinstance(layer, keras.layers.LayerNormalization):
         hidden = keras.layers.LayerNormalization(epsilon=layer.epsilon, center=False, scale=False, name=layer.name)(
             hidden
@@ -329,7 +338,7 @@ class PackRecorder(keras.callbacks.Callback):
     def __init__(self, members: int, probes: np.ndarray | None, gradients: bool, activations: bool):
         super().__init__()
         self.members = members
-        self.probes = probes  # (probe samples, M, features)
+        self.probes = probes  # (probe samples, M, features); the hidden layers give (M, samples, units)
         self.gradients, self.activations = gradients, activations
         self.histories: list[dict[str, list[float]]] = [{} for _ in range(members)]
         self.rows: list[list[dict[str, Any]]] = [[] for _ in range(members)]
@@ -390,7 +399,7 @@ class PackRecorder(keras.callbacks.Callback):
             if finite and outputs is not None:
                 for depth, (layer, output) in enumerate(zip(self._hidden, outputs, strict=True), start=1):
                     activation = getattr(layer.activation, "__name__", None)
-                    rows.extend(_rows(number, layer.name, depth, activation_stats(activation, output[:, member, :])))
+                    rows.extend(_rows(number, layer.name, depth, activation_stats(activation, output[member])))
             if not finite:
                 self.finished[member] = number
         if all(epoch is not None for epoch in self.finished):
@@ -415,10 +424,11 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
     optimizer = dict(settings["optimizer"])
     clipping = {key: optimizer.pop(key, None) for key in ("clipnorm", "global_clipnorm")}
     model = packed_network(settings["model"], seeds, n_features, dataset.n_classes, **clipping)
-    model.compile(optimizer=build_optimizer(optimizer))
     train, validation, steps = packed_pipeline(
         splits, seeds, dataset.n_classes, trainer["batch_size"], trainer["epochs"]
     )
+    # A whole epoch per call of the compiled step: the recorder reads logs and weights per epoch only.
+    model.compile(optimizer=build_optimizer(optimizer), steps_per_execution=steps)
     probes = None
     if options.get("activations"):
         probes = np.stack([split.x_val[: options["probe_size"]] for split in splits], axis=1)

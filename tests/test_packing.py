@@ -21,7 +21,7 @@ from runner.model import build_model
 from runner.telemetry import TelemetryCallback
 
 SEEDS = [0, 1, 2]
-LOSS_TOLERANCE = 1e-4  # relative, per epoch: float rounding of one einsum against one matmul
+LOSS_TOLERANCE = 1e-4  # relative, per epoch: float rounding of a batched matmul against one matmul
 
 
 def settings_for(optimizer="rmsprop", epochs=3, batch_size=16, **model):
@@ -61,8 +61,8 @@ def test_each_member_trains_as_a_separate_run_with_its_seed(iris, optimizer, mod
     settings = settings_for(optimizer, **model)
     if optimizer == "sgd":
         settings["optimizer"]["momentum"] = 0.9
-    if clipping:  # small enough to clip most steps
-        settings["optimizer"].update({clipping: 0.05, "learning_rate": 0.1})
+    if clipping:  # small enough to clip most steps; at lr 0.1 one seed is chaotic (rounding grows 1e4-fold)
+        settings["optimizer"].update({clipping: 0.05, "learning_rate": 0.02})
     members = packing.train_pack(settings, iris, SEEDS)
     for seed, member in zip(SEEDS, members, strict=True):
         history, rows = separate_run(settings, iris, seed)
