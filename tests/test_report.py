@@ -119,7 +119,7 @@ def test_verdicts_follow_the_data(tmp_path):
     initializer(tmp_path, zeros=[[0.333, 0.333]] * 12)
     claims = claims_of(tmp_path)
 
-    assert len(claims) == len(CLAIMS) == 11
+    assert len(claims) == len(CLAIMS) == 12
     bn = claim(claims, "Batch normalization")
     assert bn["verdict"] == "supported"
     assert "batch 0.95 ± 0, none 0.55 ± 0.043" in bn["evidence"]
@@ -152,6 +152,41 @@ def test_three_seeds_cannot_decide_a_comparison_and_the_row_says_why(tmp_path):
     assert claim(claims, "All-zeros")["verdict"] == "not supported"
 
 
+def overfitting(results, gaps, seeds=12):
+    """The overfitting sweep: training accuracy 1 at the end, validation 1 - gap, per variant."""
+    sweep = results / "overfitting" / "reproduce"
+    fake_sweep(sweep, "overfitting", [f"trainer.seed=range(0,{seeds})"])
+    for (rate, penalty), gap in gaps.items():
+        for seed in range(seeds):
+            value = gap[seed % len(gap)]
+            swept = {"model.dropout_rate": rate, "model.regularizer": penalty}
+            fake_variant(sweep, swept, f"dropout={rate}, {penalty}", seed, [0.5, 1 - value], accuracy=[0.6, 1.0])
+
+
+def test_the_overfitting_claim_compares_each_regularizer_alone_and_says_why_a_tie_is_one(tmp_path):
+    overfitting(
+        tmp_path,
+        {
+            ("0.0", "none"): [0.26, 0.25, 0.27],
+            ("0.5", "none"): [0.20, 0.19, 0.21],  # narrower in every seed
+            ("0.0", "l2"): [0.27, 0.24, 0.26],  # as wide, give or take
+            ("0.5", "l2"): [0.1],  # a combination: shown in the tables, not compared
+        },
+    )
+    row = claim(claims_of(tmp_path), "Where a network overfits")
+    assert row["verdict"] == "inconclusive"
+    assert [c["comparison"] for c in row["comparisons"]] == [
+        "dropout=0.5 vs neither, train - val accuracy gap",
+        "l2 vs neither, train - val accuracy gap",
+    ]
+    dropout, l2 = row["comparisons"]
+    assert dropout["verdict"] == "yes" and dropout["difference"] == pytest.approx(0.06)
+    assert l2["verdict"] == "tie" and l2["interval"][0] < 0 < l2["interval"][1]
+    assert "final val_accuracy: neither 0.74 ± 0.0" in row["evidence"]
+    assert "Inconclusive: 1 tie(s) with a 95% interval that includes 0, the widest" in row["evidence"]
+    assert "(l2 vs neither, train - val accuracy gap, 12 seeds)" in row["evidence"]
+
+
 def test_a_small_mixed_difference_is_a_tie_and_holm_adjusts_over_the_whole_report(tmp_path):
     from runner.report.statistics import Stat, compare, holm
 
@@ -171,7 +206,7 @@ def test_report_pages_hold_claims_tables_and_plots(tmp_path):
     page = build_report(tmp_path)
 
     text = page.read_text()
-    assert text.count('<tr class="claim">') == 11
+    assert text.count('<tr class="claim">') == len(CLAIMS)
     assert '<section id="normalization">' in text
     assert "python -m runner -m experiment=normalization trainer.seed=0,1,2" in text
     assert 'class="flag">completed 2/3, DIVERGED 1/3' in text or 'class="flag">DIVERGED 1/3, completed 2/3' in text
@@ -180,7 +215,7 @@ def test_report_pages_hold_claims_tables_and_plots(tmp_path):
     for image in images:
         assert (page.parent / image).read_bytes().startswith(b"\x89PNG")
     markdown = (page.parent / "report.md").read_text()
-    assert markdown.count("| **") == 11  # one verdict cell per claim
+    assert markdown.count("| **") == len(CLAIMS)  # one verdict cell per claim
     assert "![Compare normalization: validation accuracy](images/normalization/val_accuracy.png)" in markdown
     assert "| Normalization-none | 3 | 0.500 ± 0.000 |" in markdown
 
