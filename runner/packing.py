@@ -43,11 +43,14 @@ class SwapAxes(keras.layers.Layer):
 
 class PackedDense(keras.layers.Layer):
     """M Dense layers side by side on member-major inputs (M, batch, in): kernel (M, in, units),
-    bias (M, units), one batched matmul (an einsum over (batch, M, in) transposes at every call)."""
+    bias (M, units), one batched matmul. `batch_major` outputs (batch, M, units), transposed before
+    the activation: Keras computes a softmax output's cross-entropy from its logits, as alone."""
 
-    def __init__(self, members: int, units: int, activation, l1: float = 0.0, l2: float = 0.0, **kwargs):
+    def __init__(
+        self, members: int, units: int, activation, l1: float = 0.0, l2: float = 0.0, batch_major=False, **kwargs
+    ):
         super().__init__(**kwargs)
-        self.members, self.units = members, units
+        self.members, self.units, self.batch_major = members, units, batch_major
         self.activation = keras.activations.get(activation)
         self.l1, self.l2 = l1, l2
 
@@ -58,7 +61,8 @@ class PackedDense(keras.layers.Layer):
         self.bias = self.add_weight(shape=(self.members, self.units), initializer="zeros", name="bias")
 
     def call(self, inputs):
-        return self.activation(tf.matmul(inputs, self.kernel) + self.bias[:, None, :])
+        outputs = tf.matmul(inputs, self.kernel) + self.bias[:, None, :]
+        return self.activation(tf.transpose(outputs, (1, 0, 2)) if self.batch_major else outputs)
 
     def penalty(self):
         """Each member's kernel penalty, as Keras' L1/L2 regularizers compute it: shape (M,)."""
@@ -265,7 +269,7 @@ def packed_network(
             hidden = _packed_layer(layer, members, hidden, seeds)
         if settings.get("residual") and index > 0 and skip.shape[-1] == hidden.shape[-1]:
             hidden = keras.layers.Add(name=f"residual_{index + 1}")([skip, hidden])
-    outputs = SwapAxes()(_packed_layer(output_layer, members, hidden, seeds))
+    outputs = _packed_layer(output_layer, members, hidden, seeds, output=True)
     model = PackedModel(inputs=inputs, outputs=outputs, members=members, **clipping)
     for layer in model.kernels:
         kernels, biases = zip(*initial[layer.name], strict=True)
@@ -274,8 +278,9 @@ def packed_network(
     return model
 
 
-def _packed_layer(layer: keras.layers.Layer, members: int, hidden, seeds: list[int]):
-    """`hidden` (member-major) through the packed counterpart of one layer of the built-in network."""
+def _packed_layer(layer: keras.layers.Layer, members: int, hidden, seeds: list[int], output: bool = False):
+    """`hidden` (member-major) through the packed counterpart of one layer of the built-in network;
+    the output layer's result is batch-major."""
     if isinstance(layer, keras.layers.Dense):
         regularizer = layer.kernel_regularizer
         if regularizer is not None and not isinstance(
@@ -283,7 +288,7 @@ def _packed_layer(layer: keras.layers.Layer, members: int, hidden, seeds: list[i
         ):
             raise PackingError(f"a {type(regularizer).__name__} kernel regularizer")
         l1, l2 = float(getattr(regularizer, "l1", 0.0)), float(getattr(regularizer, "l2", 0.0))
-        return PackedDense(members, layer.units, layer.activation, l1, l2, name=layer.name)(hidden)
+        return PackedDense(members, layer.units, layer.activation, l1, l2, output, name=layer.name)(hidden)
     width = hidden.shape[-1]
     if isinstance(layer, keras.layers.BatchNormalization):  # over (member, unit) features: batch-major
         hidden = keras.layers.Reshape((members * width,))(SwapAxes()(hidden))

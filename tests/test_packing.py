@@ -120,6 +120,19 @@ def test_a_diverging_member_stops_alone_and_poisons_no_other(iris, monkeypatch):
         assert len(members[index].rows) == len(clean[index].rows)
 
 
+def test_an_exploding_network_diverges_packed_as_it_does_alone(iris):
+    """N(0, 1) weights, 10 ReLU layers, SGD: the softmax saturates at once. Alone, Keras computes
+    the cross-entropy from the logits and the weights overflow in epoch 1; a packed member must too,
+    not sit at the clipped loss of saturated probabilities with zero gradients."""
+    settings = settings_for("sgd", epochs=2, depth=10, width=32, weights_scale=1.0)
+    settings["optimizer"]["learning_rate"] = 0.01
+    members = packing.train_pack(settings, iris, SEEDS[:2])
+    for seed, member in zip(SEEDS[:2], members, strict=True):
+        history, _ = separate_run(settings, iris, seed)
+        assert len(history["loss"]) == 1, "alone, training stops in epoch 1 of 2"
+        assert member.nonfinite_epoch == 1 and not np.isfinite(member.history["loss"][0])
+
+
 def test_with_dropout_members_and_separate_runs_are_statistically_indistinguishable(iris):
     """Dropout's masks differ (a pack draws them for all members at once), so equality is not
     expected; the 20 members' final val_loss and 20 separate runs' come from one distribution:
