@@ -38,12 +38,16 @@ def fit_model(
     of the caller's own (the course API's history.model)."""
     trainer = settings["trainer"]
     gradients = telemetry is not None and telemetry.gradients
-    model = compiled_model(settings, split.x_train.shape[1:], n_classes, name, gradients, reuse=reuse)
-    history = history if history is not None else keras.callbacks.History()
     sparse = sparse_labels(trainer["loss"])
     train, validation, steps = input_pipeline(
         split, n_classes, trainer["batch_size"], trainer["seed"], trainer["epochs"], sparse
     )
+    own = [*build_callbacks(settings.get("callbacks")), *(callbacks or [])]
+    # A whole epoch per call of the compiled step, unless a progress bar or a callback of the
+    # user's may act per batch; runner's own callbacks act per epoch.
+    per_call = 1 if trainer["verbose"] or own else steps
+    model = compiled_model(settings, split.x_train.shape[1:], n_classes, name, gradients, reuse, per_call)
+    history = history if history is not None else keras.callbacks.History()
     model.fit(
         train,
         validation_data=validation,
@@ -56,8 +60,7 @@ def fit_model(
             history,
             keras.callbacks.TerminateOnNaN(),
             *([telemetry] if telemetry is not None else []),
-            *build_callbacks(settings.get("callbacks")),
-            *(callbacks or []),
+            *own,
         ],
     )
     return history
@@ -81,6 +84,7 @@ def compiled_model(
     name: str | None,
     gradients: bool,
     reuse: bool = True,
+    steps_per_execution: int = 1,
 ) -> keras.Model:
     """A compiled model in the state a fresh build with this seed has: where only the seed or the
     learning rate differ from a model this process kept, that model, with a fresh build's
@@ -93,7 +97,7 @@ def compiled_model(
     signature = json.dumps(
         [
             settings["model"], optimizer_settings, trainer["loss"], trainer["metrics"], input_shape, n_classes,
-            gradients, trainer.get("class_weight") is not None,
+            gradients, trainer.get("class_weight") is not None, steps_per_execution,
         ],
         sort_keys=True,
         default=str,
@@ -107,7 +111,12 @@ def compiled_model(
     optimizer = build_optimizer(settings["optimizer"])
     if kept is None:
         loss = build_loss(trainer["loss"])
-        model.compile(optimizer=optimizer, loss=loss, metrics=build_metrics(trainer["metrics"]))
+        model.compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=build_metrics(trainer["metrics"]),
+            steps_per_execution=steps_per_execution,
+        )
         build_state(model, input_shape, n_classes, sparse_labels(trainer["loss"]))
     else:
         for target, source in zip(kept.variables, model.variables, strict=True):
