@@ -102,7 +102,7 @@ def compiled_model(
         sort_keys=True,
         default=str,
     )  # fmt: skip
-    kept = _kept.pop(signature, None) if reuse else None
+    kept = take_kept(signature) if reuse else None
     if kept is None:
         _clear_session()
     keras.utils.set_random_seed(trainer["seed"])
@@ -119,17 +119,32 @@ def compiled_model(
         )
         build_state(model, input_shape, n_classes, sparse_labels(trainer["loss"]))
     else:
-        for target, source in zip(kept.variables, model.variables, strict=True):
-            target.assign(source)  # weights and the seed generators' states
-        optimizer.build(kept.trainable_variables)
-        for target, source in zip(kept.optimizer.variables, optimizer.variables, strict=True):
-            target.assign(source)  # its iterations, learning rate and slots
-        model = kept
+        model = adopt_state(kept, model, optimizer)
     if reuse:
-        _kept[signature] = model
-        while len(_kept) > KEEP_MODELS:
-            _kept.popitem(last=False)
+        keep(signature, model)
     return model
+
+
+def take_kept(signature: str) -> keras.Model | None:
+    """The compiled model this process kept under `signature` (no longer kept), or None."""
+    return _kept.pop(signature, None)
+
+
+def keep(signature: str, model: keras.Model) -> None:
+    _kept[signature] = model
+    while len(_kept) > KEEP_MODELS:
+        _kept.popitem(last=False)
+
+
+def adopt_state(kept: keras.Model, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> keras.Model:
+    """`kept` in the state of the fresh `model` and `optimizer` of the same structure: its weights
+    and seed generators' states, then the optimizer's iterations, learning rate and slots."""
+    for target, source in zip(kept.variables, model.variables, strict=True):
+        target.assign(source)
+    optimizer.build(kept.trainable_variables)
+    for target, source in zip(kept.optimizer.variables, optimizer.variables, strict=True):
+        target.assign(source)
+    return kept
 
 
 def forget_models() -> None:

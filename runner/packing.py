@@ -6,6 +6,7 @@ gradients, optimizer slots, normalization statistics and telemetry are its own."
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from runner.data import Split, one_hot
-from runner.fitting import epoch_batches
+from runner.fitting import adopt_state, epoch_batches, keep, take_kept
 from runner.model import build_optimizer, mlp_layers
 from runner.telemetry import VectorMean, activation_stats
 
@@ -424,16 +425,23 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
     if len(shapes) != 1 or splits[0].x_train.ndim != 2:
         raise PackingError("the members' splits differ in size or are not tables")
     n_features = splits[0].x_train.shape[1]
-    keras.utils.clear_session(free_memory=False)
-    tf.config.experimental.enable_op_determinism()
     optimizer = dict(settings["optimizer"])
     clipping = {key: optimizer.pop(key, None) for key in ("clipnorm", "global_clipnorm")}
-    model = packed_network(settings["model"], seeds, n_features, dataset.n_classes, **clipping)
     train, validation, steps = packed_pipeline(
         splits, seeds, dataset.n_classes, trainer["batch_size"], trainer["epochs"]
     )
-    # A whole epoch per call of the compiled step: the recorder reads logs and weights per epoch only.
-    model.compile(optimizer=build_optimizer(optimizer), steps_per_execution=steps)
+    signature = _signature(settings, optimizer, clipping, seeds, (n_features, dataset.n_classes, steps))
+    kept = take_kept(signature)
+    if kept is None:
+        keras.utils.clear_session(free_memory=False)
+    tf.config.experimental.enable_op_determinism()
+    model = packed_network(settings["model"], seeds, n_features, dataset.n_classes, **clipping)
+    if kept is None:
+        # A whole epoch per call of the compiled step: the recorder reads logs and weights per epoch only.
+        model.compile(optimizer=build_optimizer(optimizer), steps_per_execution=steps)
+        model.optimizer.build(model.trainable_variables)  # a step that creates variables is traced twice
+    else:  # the same network but its initial weights, learning rate or seeds: its traced steps serve
+        model = adopt_state(kept, model, build_optimizer(optimizer))
     probes = None
     if options.get("activations"):
         probes = np.stack([split.x_val[: options["probe_size"]] for split in splits], axis=1)
@@ -449,6 +457,7 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
         callbacks=[recorder],
     )
     wall = time.perf_counter() - started
+    keep(signature, model)  # once its fit went through
     share = wall / len(seeds)
     return [
         MemberOutcome(
@@ -461,6 +470,19 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
         )
         for i in range(len(seeds))
     ]
+
+
+def _signature(settings: dict[str, Any], optimizer: dict, clipping: dict, seeds: list[int], shapes: tuple) -> str:
+    """What a pack's traced steps depend on: not the initial weights' draw, nor a constant learning
+    rate, nor the seeds but where dropout draws masks from them."""
+    model = {key: value for key, value in settings["model"].items() if "initializer" not in key and key != "weights_scale"}
+    optimizer = {**optimizer}
+    if isinstance(optimizer.get("learning_rate"), (int, float)):
+        del optimizer["learning_rate"]
+    telemetry = settings.get("telemetry") or {}
+    members = seeds if model.get("dropout_rate") else len(seeds)
+    parts = ["packed", model, optimizer, clipping, members, shapes, bool(telemetry.get("gradients"))]
+    return json.dumps(parts, sort_keys=True, default=str)
 
 
 class PackingError(Exception):

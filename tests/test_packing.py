@@ -120,6 +120,27 @@ def test_a_diverging_member_stops_alone_and_poisons_no_other(iris, monkeypatch):
         assert len(members[index].rows) == len(clean[index].rows)
 
 
+def test_a_pack_that_reuses_a_kept_network_trains_as_a_fresh_one(iris, monkeypatch):
+    """Another learning rate, initializer and seeds: the kept network's traced steps serve again,
+    with the fresh network's weights and a fresh optimizer's state assigned."""
+    first = settings_for("adam", epochs=2, normalization="batch")
+    second = settings_for("adam", epochs=2, normalization="batch", weights_initializer="he_normal")
+    second["optimizer"]["learning_rate"] = 0.01
+    forget_models()
+    fresh = packing.train_pack(second, iris, [5, 6, 7])
+    forget_models()
+    reused = []
+    take = packing.take_kept
+    monkeypatch.setattr(packing, "take_kept", lambda signature: reused.append(take(signature)) or reused[-1])
+    packing.train_pack(first, iris, SEEDS)
+    again = packing.train_pack(second, iris, [5, 6, 7])
+    assert reused[0] is None and reused[1] is not None, "the second pack reused the first's network"
+    for ours, theirs in zip(again, fresh, strict=True):
+        for key in ("loss", "val_loss", "accuracy"):
+            np.testing.assert_allclose(ours.history[key], theirs.history[key], rtol=1e-6)
+        assert pd.DataFrame(ours.rows).equals(pd.DataFrame(theirs.rows))
+
+
 def test_an_exploding_network_diverges_packed_as_it_does_alone(iris):
     """N(0, 1) weights, 10 ReLU layers, SGD: the softmax saturates at once. Alone, Keras computes
     the cross-entropy from the logits and the weights overflow in epoch 1; a packed member must too,
