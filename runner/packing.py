@@ -475,7 +475,8 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
 def _signature(settings: dict[str, Any], optimizer: dict, clipping: dict, seeds: list[int], shapes: tuple) -> str:
     """What a pack's traced steps depend on: not the initial weights' draw, nor a constant learning
     rate, nor the seeds but where dropout draws masks from them."""
-    model = {key: value for key, value in settings["model"].items() if "initializer" not in key and key != "weights_scale"}
+    drawn = ("weights_initializer", "weights_scale", "bias_initializer")
+    model = {key: value for key, value in settings["model"].items() if key not in drawn}
     optimizer = {**optimizer}
     if isinstance(optimizer.get("learning_rate"), (int, float)):
         del optimizer["learning_rate"]

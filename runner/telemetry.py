@@ -223,40 +223,58 @@ def activation_stats(activation: str | None, values: np.ndarray) -> dict[str, fl
 
 
 def diagnostics_table(rows: list[dict[str, Any]]) -> str:
-    """diagnostics.csv's text: epoch, layer, depth, metric, value."""
-    import pandas as pd
+    """diagnostics.csv's text: epoch, layer, depth, metric, value (NaN as an empty field, as
+    pandas writes it); the csv module, since a deep sweep writes thousands of these files."""
+    import csv
+    import io
 
-    return pd.DataFrame(rows, columns=["epoch", "layer", "depth", "metric", "value"]).to_csv(index=False)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        value = row["value"]
+        writer.writerow([*(row[key] for key in COLUMNS[:-1]), "" if value is None or value != value else value])
+    return text.getvalue()
+
+
+COLUMNS = ("epoch", "layer", "depth", "metric", "value")
 
 
 def summarize_diagnostics(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """The per-variant figures that name the effect, for metrics.json and summary.csv."""
-    import pandas as pd
-
     if not rows:
         return {}
-    table = pd.DataFrame(rows)
-    layers = table[table["depth"] > 0]
-    first, last = int(table["epoch"].min()), int(table["epoch"].max())
+    layers = [row for row in rows if row["depth"] > 0]
+    epochs = [row["epoch"] for row in rows]
 
     def gradient_ratio(epoch: int) -> float | None:
-        norms = layers[(layers["epoch"] == epoch) & (layers["metric"] == "gradient_norm")].sort_values("depth")
-        if len(norms) < 2 or norms["value"].iloc[-1] == 0:
+        norms = sorted(
+            (row["depth"], row["value"]) for row in layers if row["epoch"] == epoch and row["metric"] == "gradient_norm"
+        )
+        if len(norms) < 2 or norms[-1][1] == 0:
             return None
         with np.errstate(all="ignore"):  # inf / inf of a diverged network is NaN, without a warning
-            return float(norms["value"].iloc[0] / norms["value"].iloc[-1])
+            return float(np.float64(norms[0][1]) / norms[-1][1])
 
     def final_fraction(metric: str) -> float | None:
-        values = layers[layers["metric"] == metric]
-        if values.empty:
+        values = [row for row in layers if row["metric"] == metric]
+        if not values:
             return None
-        return float(values[values["epoch"] == values["epoch"].max()]["value"].mean())
+        last = max(row["epoch"] for row in values)
+        return _mean([row["value"] for row in values if row["epoch"] == last])
 
-    global_norms = table[(table["depth"] == 0) & (table["metric"] == "gradient_norm")]["value"]
+    global_norms = [row["value"] for row in rows if row["depth"] == 0 and row["metric"] == "gradient_norm"]
+    finite = [value for value in global_norms if value == value]  # NaN skipped, as pandas' max skips it
     return {
-        "gradient_ratio_first_epoch": gradient_ratio(first),
-        "gradient_ratio_last_epoch": gradient_ratio(last),
+        "gradient_ratio_first_epoch": gradient_ratio(min(epochs)),
+        "gradient_ratio_last_epoch": gradient_ratio(max(epochs)),
         "dead_fraction_final": final_fraction("dead_fraction"),
         "saturated_fraction_final": final_fraction("saturated_fraction"),
-        "gradient_norm_max": float(global_norms.max()) if len(global_norms) else None,
+        "gradient_norm_max": (float(max(finite)) if finite else float("nan")) if global_norms else None,
     }
+
+
+def _mean(values: list[float]) -> float:
+    """The mean of the values that are not NaN (NaN if none is), as pandas' mean takes it."""
+    kept = [value for value in values if value == value]
+    return float(np.mean(kept)) if kept else float("nan")

@@ -60,7 +60,9 @@ def run(cfg: DictConfig) -> float | None:
     swept = swept_values(cfg, sweep) if multirun else {}
     try:
         dataset = _pack.dataset(settings) if _pack is not None else load_dataset(settings["data"])
-        split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
+        # A packed seed's split is made with its pack's (runner.packing.member_splits).
+        trainer = settings["trainer"]
+        split = split_dataset(dataset, trainer["validation_split"], trainer["seed"]) if _pack is None else None
     except Exception:  # the pre-flight check loaded it: recorded as a failed variant all the same
         record = failed_before_training(settings, output_dir, swept, hydra_cfg.job.get("num"), fingerprint)
     else:
@@ -146,7 +148,7 @@ def swept_values(cfg: DictConfig, sweep: dict[str, Any]) -> dict[str, Any]:
 def train_variant(
     settings: dict[str, Any],
     dataset: Dataset,
-    split: Split,
+    split: Split | None,
     output_dir: Path,
     swept: dict[str, Any],
     job: int | None = None,
@@ -181,6 +183,8 @@ def train_variant(
         if outcome.traceback:
             write_atomic(output_dir / ERROR_FILE, outcome.traceback)
     else:
+        if split is None:  # a seed its pack could not train
+            split = split_dataset(dataset, settings["trainer"]["validation_split"], settings["trainer"]["seed"])
         history = keras.callbacks.History()
         telemetry = None
         if recorded:

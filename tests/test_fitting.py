@@ -77,3 +77,26 @@ def test_a_fresh_model_traces_its_train_step_once(digits, monkeypatch):
     runner.fitting.forget_models()
     fit_model(deep_settings(width=24), digits, 10, "once", telemetry=TelemetryCallback(None))
     assert len(traced) == 1
+
+
+def test_a_callback_of_the_users_still_sees_every_batch(digits):
+    """A fit runs a whole epoch per call of its compiled step only where nothing acts per batch;
+    with a callback of the user's, each batch ends on its own, and the history is the same."""
+    import keras
+
+    class Batches(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.ends = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends += 1
+
+    settings = deep_settings()
+    runner.fitting.forget_models()
+    whole_epochs = fit_model(settings, digits, 10, "plain").history
+    batches = Batches()
+    per_batch = fit_model(settings, digits, 10, "counted", callbacks=[batches]).history
+    steps = -(-len(digits.x_train) // settings["trainer"]["batch_size"])
+    assert batches.ends == steps * settings["trainer"]["epochs"]
+    assert per_batch == whole_epochs

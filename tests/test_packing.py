@@ -243,3 +243,19 @@ def test_with_dropout_a_member_trains_the_same_in_any_pack(iris):
     large = packing.train_pack(settings, iris, [3, 1, 2, 0])
     assert small[1].history == large[1].history and small[0].history == large[3].history
     assert small[0].history != small[1].history
+
+
+def test_a_fresh_pack_traces_its_train_step_once(iris, monkeypatch):
+    """The optimizer's variables exist before fit: TensorFlow traces a step that creates variables
+    twice. Fails loudly should Keras change that."""
+    traced = []
+    original = packing.PackedModel.train_step
+
+    def counted(self, data):
+        traced.append(1)  # Python runs here only while TensorFlow traces the step
+        return original(self, data)
+
+    monkeypatch.setattr(packing.PackedModel, "train_step", counted)
+    forget_models()
+    packing.train_pack(settings_for("adam", epochs=2), iris, SEEDS)
+    assert len(traced) == 1

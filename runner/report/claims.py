@@ -255,7 +255,8 @@ def claim_overfitting(runs: Runs) -> tuple[str, list[str]]:
         f"final training minus validation accuracy: {', '.join(map(str, gaps))}; "
         f"final val_accuracy: {', '.join(map(str, accuracies))}"
     )
-    return evidence, [compare(gap, gaps[0], higher_is_better=False, measure="train - val accuracy gap") for gap in gaps[1:]]
+    measure = "train - val accuracy gap"
+    return evidence, [compare(gap, gaps[0], higher_is_better=False, measure=measure) for gap in gaps[1:]]
 
 
 def claim_zeros(runs: Runs) -> tuple[str, list[str]]:
