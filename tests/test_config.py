@@ -67,7 +67,22 @@ def sweep_variants(params: dict[str, str]) -> list[list[str]]:
 
 
 def test_every_experiment_file_is_covered():
-    assert sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")) == sorted(EXPERIMENTS | DEEP_EXPERIMENTS)
+    covered = EXPERIMENTS | DEEP_EXPERIMENTS | {"overfitting": None}
+    assert sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")) == sorted(covered)
+
+
+def test_the_overfitting_experiment_sweeps_dropout_and_penalties_on_few_noisy_samples():
+    params = {"model.dropout_rate": "0.0,0.5", "model.regularizer": "none,l2,l1l2"}
+    cfg = compose_config("experiment=overfitting", hydra=True)
+    assert dict(cfg.hydra.sweeper.params) == params
+    labels = []
+    for job in sweep_variants(params):
+        resolved = settings(compose_config("experiment=overfitting", *job))
+        validate(resolved)
+        assert (resolved["data"]["name"], resolved["data"]["n_samples"]) == ("synthetic", 600)
+        assert resolved["trainer"]["validation_split"] == 0.67 and resolved["model"]["hidden_nodes"] == [128, 128]
+        labels.append(resolved["label"])
+    assert "dropout=0.5, l2" in labels and len(set(labels)) == 6
 
 
 @pytest.mark.parametrize("experiment", sorted(DEEP_EXPERIMENTS))

@@ -14,6 +14,7 @@ CHANCE_MARGIN = 0.05  # an accuracy within this of the majority-class share coun
 DYING_SHARE = 0.05  # ReLU units "die" at high rates where at least this share of them is dead
 VANISHED = 0.1  # first hidden layer's gradient norm below a tenth of the output layer's
 EXPLODED = 10.0
+UNDERFIT_MARGIN = 0.05  # a regularizer whose val_accuracy falls more than this below none's underfits
 
 
 class Runs:
@@ -255,6 +256,9 @@ def claim_overfitting(runs: Runs) -> tuple[str, list[str]]:
         f"final training minus validation accuracy: {', '.join(map(str, gaps))}; "
         f"final val_accuracy: {', '.join(map(str, accuracies))}"
     )
+    worse = [stat.label for stat in accuracies[1:] if stat.mean < accuracies[0].mean - UNDERFIT_MARGIN]
+    if worse:  # a narrower gap bought with lower validation accuracy is underfitting
+        evidence += f" ({', '.join(worse)} narrow(s) the gap by learning less: lower val_accuracy than neither)"
     measure = "train - val accuracy gap"
     return evidence, [compare(gap, gaps[0], higher_is_better=False, measure=measure) for gap in gaps[1:]]
 
