@@ -97,6 +97,12 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     overrides = sweep_overrides(config, loader)
     swept = sorted({o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()} - {"experiment"})
     jobs = grid_jobs(overrides)  # None for a sweeper that searches ranges: its trials check themselves
+    if jobs == []:
+        empty = [o.input_line for o in overrides if o.is_sweep_override() and not list(o.sweep_string_iterator())]
+        raise ConfigError(
+            f"{', '.join(empty) or 'The sweep'} has no value, so the sweep would run nothing: give at least one, "
+            "e.g. trainer.seed=range(0,3) (range's end is excluded)."
+        )
     datasets: dict[str, Any] = {}
     built: set[str] = set()
     split: set[str] = set()

@@ -325,6 +325,13 @@ def test_a_typo_in_an_experiments_sweep_is_named_before_anything_is_written(cli,
     assert "Launching" not in done.stdout and not (tmp_path / "results").exists()
 
 
+def test_a_sweep_over_no_value_is_refused_before_anything_is_written(cli, tmp_path):
+    done = cli("-m", "trainer.seed=range(0,0)")
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("trainer.seed=range(0,0) has no value, so the sweep would run nothing")
+    assert not (tmp_path / "results").exists()
+
+
 def test_unknown_experiment_in_a_sweep_is_named(cli, tmp_path):
     done = cli("-m", "experiment=optimizer,optimiser")
     assert done.returncode == 2

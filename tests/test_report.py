@@ -149,6 +149,9 @@ def test_three_seeds_cannot_decide_a_comparison_and_the_row_says_why(tmp_path):
         "batch vs none, final val_accuracy (3 seeds): difference +0.4 [+0.35, +0.45]" in bn["evidence"]
         and "p=0.25" in bn["evidence"]
     )
+    assert "undecided: 3 seeds can never decide (their smallest p is 0.25)" in bn["evidence"]
+    assert "Inconclusive: 2 difference(s) whose interval excludes 0, but 3 seeds can never decide" in bn["evidence"]
+    assert "run at least 6, better 30" in bn["evidence"]
     assert claim(claims, "All-zeros")["verdict"] == "not supported"
 
 
@@ -188,6 +191,7 @@ def test_the_overfitting_claim_compares_each_regularizer_alone_and_says_why_a_ti
     assert l2["verdict"] == "tie" and l2["interval"][0] < 0 < l2["interval"][1]
     assert "final val_accuracy: neither 0.74 ± 0.0" in row["evidence"]
     assert "(l1l2 narrow(s) the gap by learning less: lower val_accuracy than neither)" in row["evidence"]
+    assert "with dropout active, which narrows a dropout variant's logged gap by itself" in row["evidence"]
     assert "Inconclusive: 1 tie(s) with a 95% interval that includes 0, the widest" in row["evidence"]
     assert "(l2 vs neither, train - val accuracy gap, 12 seeds)" in row["evidence"]
 
@@ -322,7 +326,7 @@ def test_each_section_shows_the_sweep_with_the_notes_settings_and_its_exact_comm
     assert 'id="default"' not in page and "Base Model" not in page
     assert "python -m runner -m model.width=8,16" in page and f"{single} <span" in page
     intro = re.search(r'<p class="muted">(.*?)</p>', page).group(1)
-    assert "1 experiments with the notes&#39; settings, 36 runs (seeds 0-11)" in intro
+    assert "1 experiment with the notes&#39; settings, 36 runs (seeds 0-11)" in intro
     assert "not used by the claims, as run with other settings: learning_rate, momentum" in intro
 
 

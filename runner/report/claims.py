@@ -8,7 +8,18 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from runner.report.load import Experiment
-from runner.report.statistics import Comparison, Stat, all_seeds, combine, compare, holm, number
+from runner.report.statistics import (
+    ALPHA,
+    Comparison,
+    Stat,
+    all_seeds,
+    combine,
+    compare,
+    holm,
+    number,
+    seeds_to_decide,
+    smallest_p,
+)
 
 CHANCE_MARGIN = 0.05  # an accuracy within this of the majority-class share counts as chance
 DYING_SHARE = 0.05  # ReLU units "die" at high rates where at least this share of them is dead
@@ -259,6 +270,11 @@ def claim_overfitting(runs: Runs) -> tuple[str, list[str]]:
     worse = [stat.label for stat in accuracies[1:] if stat.mean < accuracies[0].mean - UNDERFIT_MARGIN]
     if worse:  # a narrower gap bought with lower validation accuracy is underfitting
         evidence += f" ({', '.join(worse)} narrow(s) the gap by learning less: lower val_accuracy than neither)"
+    if rates:  # Keras logs training accuracy with dropout on, which lowers it by itself
+        evidence += (
+            ". Training accuracy is Keras' running mean with dropout active, which narrows a dropout variant's "
+            "logged gap by itself: read its narrowing as an upper bound"
+        )
     measure = "train - val accuracy gap"
     return evidence, [compare(gap, gaps[0], higher_is_better=False, measure=measure) for gap in gaps[1:]]
 
@@ -412,9 +428,17 @@ def _why_inconclusive(comparisons: list[Comparison]) -> str:
             f"{len(spanning)} tie(s) with a 95% interval that includes 0, the widest {number(high - low)} wide "
             f"({widest.name}, {widest.pairs} seeds): a smaller difference cannot be told from seed noise here"
         )
-    if len(ties) > len(spanning):
+    pointed = [c for c in ties if c not in spanning and c.pairs >= 2]
+    never = [c for c in pointed if smallest_p(c.pairs) > ALPHA]
+    if never:
         reasons.append(
-            f"{len(ties) - len(spanning)} difference(s) whose interval excludes 0, with too few seeds to decide "
+            f"{len(never)} difference(s) whose interval excludes 0, but {never[0].pairs} seeds can never decide a "
+            f"comparison (the smallest p-value they allow is {number(smallest_p(never[0].pairs))}): run at least "
+            f"{seeds_to_decide()}, better 30"
+        )
+    if len(pointed) > len(never):
+        reasons.append(
+            f"{len(pointed) - len(never)} difference(s) whose interval excludes 0, with too few seeds to decide "
             "once the report's comparisons are adjusted together: run more seeds"
         )
     return ". Inconclusive: " + "; ".join(reasons) if reasons else ""

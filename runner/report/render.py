@@ -71,7 +71,7 @@ def intro(root: Path, experiments: dict[str, Experiment]) -> str:
     runs = sum(len(x.runs) for x in notes)
     seeds = sorted({int(seed) for x in notes for seed in x.runs["seed"].dropna()})
     text = (
-        f"{len(notes)} experiments with the notes' settings, {runs} runs"
+        f"{len(notes)} experiment{'s' if len(notes) != 1 else ''} with the notes' settings, {runs} runs"
         + (f" (seeds {seed_text(seeds)})" if seeds else "")
         + f", from {root}/, built {datetime.now():%Y-%m-%d %H:%M}. Tables show mean ± standard deviation over seeds."
     )

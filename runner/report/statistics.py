@@ -99,11 +99,24 @@ class Comparison:
         outcome = VERDICT_WORDS[self.verdict]
         if self.verdict == "tie" and (low > 0 or high < 0):  # the interval alone would decide
             outcome = "undecided: too few seeds for the report's number of comparisons"
+            floor = smallest_p(self.pairs)
+            if floor > ALPHA:
+                outcome = f"undecided: {self.pairs} seeds can never decide (their smallest p is {number(floor)})"
         return (
             f"{self.name} ({self.pairs} seeds): difference {_signed(self.difference)} "
             f"[{_signed(low)}, {_signed(high)}], P(better) {number(self.improvement)} [{number(low_p)}, "
             f"{number(high_p)}], {p}: {outcome}"
         )
+
+
+def smallest_p(pairs: int) -> float:
+    """The smallest two-sided p-value the sign-flip test can give with this many pairs."""
+    return 2 / 2**pairs if pairs <= EXACT_UP_TO else 1 / 20001
+
+
+def seeds_to_decide() -> int:
+    """The fewest paired seeds whose smallest p-value is at most ALPHA (6 at 0.05)."""
+    return next(pairs for pairs in range(2, EXACT_UP_TO + 1) if smallest_p(pairs) <= ALPHA)
 
 
 def compare(better: Stat, worse: Stat, higher_is_better: bool = True, measure: str = "") -> Comparison:
