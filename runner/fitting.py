@@ -91,9 +91,7 @@ def compiled_model(
     variables and optimizer variables assigned, so that its traced steps serve again."""
     trainer = settings["trainer"]
     input_shape = tuple(int(size) for size in input_shape)
-    optimizer_settings = dict(settings["optimizer"])
-    if isinstance(optimizer_settings.get("learning_rate"), (int, float)):  # a schedule is traced into the step
-        del optimizer_settings["learning_rate"]
+    optimizer_settings = traced_settings(settings["optimizer"])
     signature = json.dumps(
         [
             settings["model"], optimizer_settings, trainer["loss"], trainer["metrics"], input_shape, n_classes,
@@ -123,6 +121,15 @@ def compiled_model(
     if reuse:
         keep(signature, model)
     return model
+
+
+def traced_settings(optimizer: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer settings a traced step depends on: all but a constant learning rate (a
+    variable, assigned on reuse; a schedule is traced into the step)."""
+    settings = dict(optimizer)
+    if isinstance(settings.get("learning_rate"), (int, float)):
+        del settings["learning_rate"]
+    return settings
 
 
 def take_kept(signature: str) -> keras.Model | None:

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from runner.data import Split, one_hot
-from runner.fitting import adopt_state, epoch_batches, keep, take_kept
+from runner.fitting import adopt_state, epoch_batches, keep, take_kept, traced_settings
 from runner.model import build_optimizer, mlp_layers
 from runner.telemetry import VectorMean, activation_stats
 
@@ -477,12 +477,9 @@ def _signature(settings: dict[str, Any], optimizer: dict, clipping: dict, seeds:
     rate, nor the seeds but where dropout draws masks from them."""
     drawn = ("weights_initializer", "weights_scale", "bias_initializer")
     model = {key: value for key, value in settings["model"].items() if key not in drawn}
-    optimizer = {**optimizer}
-    if isinstance(optimizer.get("learning_rate"), (int, float)):
-        del optimizer["learning_rate"]
     telemetry = settings.get("telemetry") or {}
     members = seeds if model.get("dropout_rate") else len(seeds)
-    parts = ["packed", model, optimizer, clipping, members, shapes, bool(telemetry.get("gradients"))]
+    parts = ["packed", model, traced_settings(optimizer), clipping, members, shapes, bool(telemetry.get("gradients"))]
     return json.dumps(parts, sort_keys=True, default=str)
 
 
