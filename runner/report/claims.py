@@ -261,8 +261,9 @@ def claim_overfitting(runs: Runs) -> tuple[str, list[str]]:
     penalties = [penalty for penalty in frame["model.regularizer"].map(str).unique() if penalty != "none"]
     alone = [(f"dropout={rate}", {**neither, "model__dropout_rate": rate}) for rate in rates]
     alone += [(penalty, {**neither, "model__regularizer": penalty}) for penalty in penalties]
-    gaps = [runs.stat("gap", label, **values) for label, values in [("neither", neither), *alone]]
-    accuracies = [runs.stat("final_val_accuracy", label, **values) for label, values in [("neither", neither), *alone]]
+    variants = [("neither", neither), *alone]
+    gaps = [runs.stat("gap", label, **values) for label, values in variants]
+    accuracies = [runs.stat("final_val_accuracy", label, **values) for label, values in variants]
     evidence = (
         f"final training minus validation accuracy: {', '.join(map(str, gaps))}; "
         f"final val_accuracy: {', '.join(map(str, accuracies))}"
