@@ -49,7 +49,8 @@ def reproduce(arguments: list[str]) -> int:
         return 0
     given = {argument.split("=", 1)[0].lstrip("+~") for argument in arguments if "=" in argument}
     defaults = {
-        "experiment": "experiment=glob(*,exclude=digits_cnn)",  # the notes' experiments; digits_cnn is an example
+        # The notes' experiments, not the examples.
+        "experiment": "experiment=glob(*,exclude=[digits_cnn,search_digits])",
         "trainer.seed": "trainer.seed=range(0,30)",
         "hydra.sweep.dir": "hydra.sweep.dir=${results_dir}/${name}/reproduce",
     }

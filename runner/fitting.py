@@ -32,10 +32,11 @@ def fit_model(
     telemetry=None,
     callbacks: list | None = None,
     reuse: bool = True,
+    epoch_callbacks: list | None = None,
 ) -> keras.callbacks.History:
     """Seed, build, compile and fit; returns the History (also after an early stop on NaN). With a
     `telemetry` callback the train step records gradient statistics; `reuse=False` builds a model
-    of the caller's own (the course API's history.model)."""
+    of the caller's own (the course API's history.model). `epoch_callbacks` act per epoch only."""
     trainer = settings["trainer"]
     gradients = telemetry is not None and telemetry.gradients
     sparse = sparse_labels(trainer["loss"])
@@ -60,6 +61,7 @@ def fit_model(
             history,
             keras.callbacks.TerminateOnNaN(),
             *([telemetry] if telemetry is not None else []),
+            *(epoch_callbacks or []),
             *own,
         ],
     )

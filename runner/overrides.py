@@ -207,6 +207,12 @@ def check_composition(arguments: Sequence[str]) -> Any:
             parser.parse_override(override)
         except (OverrideParseException, HydraException):
             key, _, value = override.partition("=")
+            if re.search(r"\b(interval|range|choice)\(", value):
+                raise ConfigError(
+                    f"Can't read the sweep {override!r}: write interval(start,end) for a range of numbers, "
+                    f"range(start,stop[,step]) for whole numbers, choice(a,b,...) for values, and quote it, e.g. "
+                    f"'{key}=tag(log,interval(0.0001,0.1))'."
+                ) from None
             raise ConfigError(
                 f"Can't read the override {override!r}: write key=value, and quote a value with characters "
                 f"such as ; , [ ] or spaces, e.g. \"{key}='{value or '...'}'\"."

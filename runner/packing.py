@@ -33,6 +33,7 @@ class MemberOutcome:
     traceback: str | None = None
     members: int = 1  # the pack's size
     pack_seconds: float = 0.0  # the pack's training time; `seconds` is its share per member
+    pruned_epoch: int | None = None  # where a search's pruner stopped the pack
 
 
 class SwapAxes(keras.layers.Layer):
@@ -416,9 +417,10 @@ def _rows(epoch: int, layer: str, depth: int, values: dict[str, float]) -> list[
     return [{"epoch": epoch, "layer": layer, "depth": depth, "metric": k, "value": v} for k, v in values.items()]
 
 
-def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[MemberOutcome]:
+def train_pack(settings: dict[str, Any], dataset, seeds: list[int], trial=None) -> list[MemberOutcome]:
     """Train the members `seeds` of the variant `settings` (its trainer.seed aside) as one model;
-    one outcome per seed."""
+    one outcome per seed. A search `trial` is told the members' mean objective after each epoch
+    and may stop them all (runner.pruning)."""
     trainer, options = settings["trainer"], settings.get("telemetry") or {}
     splits = member_splits(dataset, settings, seeds)
     shapes = {(split.x_train.shape, split.x_val.shape) for split in splits}
@@ -446,6 +448,11 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
     if options.get("activations"):
         probes = np.stack([split.x_val[: options["probe_size"]] for split in splits], axis=1)
     recorder = PackRecorder(len(seeds), probes, bool(options.get("gradients")), bool(options.get("activations")))
+    pruner = None
+    if trial is not None:
+        from runner.pruning import PruningCallback, members_mean
+
+        pruner = PruningCallback(trial, members_mean((settings.get("objective") or {}).get("metric", "val_accuracy")))
     started = time.perf_counter()
     model.fit(
         train,
@@ -454,7 +461,7 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
         steps_per_epoch=steps,
         shuffle=False,
         verbose=0,
-        callbacks=[recorder],
+        callbacks=[recorder, *([pruner] if pruner is not None else [])],
     )
     wall = time.perf_counter() - started
     keep(signature, model)  # once its fit went through
@@ -467,6 +474,7 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int]) -> list[Memb
             seconds=share,
             members=len(seeds),
             pack_seconds=wall,
+            pruned_epoch=pruner.pruned_epoch if pruner is not None else None,
         )
         for i in range(len(seeds))
     ]

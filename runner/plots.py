@@ -37,7 +37,8 @@ MARKERS = "osD^vP<>Xph*"  # one per variant, so that curves on top of each other
 def plot_metric(
     histories: pd.DataFrame, runs: pd.DataFrame, metric: str, title: str, path: Path, ylabel: str | None = None
 ) -> Path:
-    """One line per variant (mean over seeds, its 95% confidence band); diverged dashed, failed noted, and
+    """One line per variant (mean over seeds, its 95% confidence band); diverged and pruned (a search's
+    trial stopped early) dashed, failed noted, and
     variants whose curves lie on top of each other named in a note."""
     plt = _pyplot()
     variants = list(dict.fromkeys(runs["variant"]))
@@ -60,7 +61,8 @@ def plot_metric(
             continue
         color = colors(index % colors.N)
         diverged = "diverged" in statuses
-        label = variant + (" (diverged)" if diverged else "") + (" (failed)" if "failed" in statuses else "")
+        pruned = "pruned" in statuses
+        label = variant + "".join(f" ({status})" for status in ("diverged", "pruned", "failed") if status in statuses)
         mean = curves.mean(axis=1)
         same = next((other for other, line in drawn.items() if line.index.equals(mean.index) and np.allclose(
             line.values, mean.values, equal_nan=True)), None)  # fmt: skip
@@ -71,7 +73,7 @@ def plot_metric(
             mean.index,
             mean.values,
             color=color,
-            linestyle="--" if diverged else "-",
+            linestyle="--" if diverged or pruned else "-",
             label=label,
             linewidth=1.8,
             marker=MARKERS[index % len(MARKERS)],

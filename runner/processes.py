@@ -117,19 +117,21 @@ def finish_at_interrupt() -> None:
 
 
 _pool: WorkerPool | None = None  # a command's sweeps share it
+_pool_lock = threading.Lock()  # a search sweeper's threads launch at once
 
 
 def worker_pool(workers: int, preload: Sequence[str], recycle_after: int | None = None) -> WorkerPool:
     """The command's pool of `workers` processes, made on first use."""
     global _pool
-    if _pool is not None and (_pool.workers, _pool.recycle_after) != (workers, recycle_after):
-        _pool.shutdown()  # another sweep of the command asks for more or fewer
-        _pool = None
-    if _pool is None:
-        from runner.devices import visible_gpus
+    with _pool_lock:
+        if _pool is not None and (_pool.workers, _pool.recycle_after) != (workers, recycle_after):
+            _pool.shutdown()  # another sweep of the command asks for more or fewer
+            _pool = None
+        if _pool is None:
+            from runner.devices import visible_gpus
 
-        _pool = WorkerPool(workers, preload, recycle_after, gpus=visible_gpus())
-    return _pool
+            _pool = WorkerPool(workers, preload, recycle_after, gpus=visible_gpus())
+        return _pool
 
 
 def stop_workers() -> None:

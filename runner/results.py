@@ -71,8 +71,8 @@ def write_history(path: Path, epochs: dict[str, list[float]]) -> None:
     write_atomic(path, frame.to_csv(index=False))
 
 
-# Knobs that change how a run is shown or logged, not what it computes.
-NOT_FINGERPRINTED = {"label", "title", "objective", "results_dir", "resume", "logger"}
+# Knobs that change how a run is shown or logged (or which search trial it is), not what it computes.
+NOT_FINGERPRINTED = {"label", "title", "objective", "results_dir", "resume", "logger", "search"}
 
 
 def config_fingerprint(settings: dict[str, Any]) -> str:

@@ -96,8 +96,13 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     check_resume(config)
     overrides = sweep_overrides(config, loader)
     swept = sorted({o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()} - {"experiment"})
-    jobs = grid_jobs(overrides)  # None for a sweeper that searches ranges: its trials check themselves
-    if jobs == []:
+    jobs = grid_jobs(overrides)  # None for another sweeper that searches ranges: its trials check themselves
+    if config.get("search") is not None:  # runner's search sweeper: its plan, and a job per value to check
+        from runner import search
+
+        plan = search.plan_search(config, overrides)
+        jobs = search.probe_jobs(plan)
+    elif jobs == []:
         empty = [o.input_line for o in overrides if o.is_sweep_override() and not list(o.sweep_string_iterator())]
         raise ConfigError(
             f"{', '.join(empty) or 'The sweep'} has no value, so the sweep would run nothing: give at least one, "
@@ -133,9 +138,11 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
             built.add(key)
     HydraConfig.instance().set_config(config)
     # Only once every job is valid: the tracker's parent run, then the facts the jobs read.
-    sweep_dir = Path(config.hydra.sweep.dir)
+    sweep_dir = Path(config.hydra.sweep.dir)  # a new sweep's folder is made here
+    if config.get("search") is not None:
+        search.check_resumed(plan, sweep_dir)
     keep_composed(str(sweep_dir), composed)
-    total = len(jobs) if jobs else None
+    total = len(jobs) if jobs and config.get("search") is None else None
     progress.start_sweep(str(sweep_dir), total)
     facts = {"swept": swept, "total": total, **_start_tracker(config, sweep_dir)}
     write_sweep_facts(sweep_dir, facts)

@@ -171,7 +171,15 @@ def train_variant(
 
     options = settings.get("telemetry") or {}
     recorded = options.get("gradients") or options.get("activations")
-    outcome = _pack.outcome(settings, dataset) if _pack is not None else None
+    search = settings.get("search") or {}
+    trial = None
+    untrained_pack = _pack is None or _pack.outcomes is None
+    if search.get("trial") is not None and untrained_pack:  # a search's trial: the pruner may stop it
+        from runner.pruning import open_trial
+
+        trial = open_trial(settings, output_dir.parent)
+    outcome = _pack.outcome(settings, dataset, trial) if _pack is not None else None
+    pruner = None
     if outcome is not None:  # trained with the other seeds of its pack
         epochs, rows, nonfinite_epoch, seconds, error = (
             outcome.history,
@@ -190,6 +198,12 @@ def train_variant(
         if recorded:
             probe = split.x_val[: options["probe_size"]] if options["activations"] else None
             telemetry = TelemetryCallback(probe, gradients=options["gradients"])
+        if trial is not None and search.get("seeds", 1) == 1:
+            from runner.pruning import PruningCallback, logged
+
+            pruner = PruningCallback(trial, logged(ranking(settings)[0]))
+        elif trial is not None:
+            log.info("%s: seeds of a trial trained one by one are not pruned (packed ones are)", settings["label"])
         error = None
         started = time.perf_counter()
         try:
@@ -201,6 +215,7 @@ def train_variant(
                 history=history,
                 telemetry=telemetry,
                 callbacks=tracker.callbacks() if tracker is not None else None,
+                epoch_callbacks=[pruner] if pruner is not None else None,
             )
             if settings["trainer"].get("save_model"):
                 save_network(history.model, output_dir / MODEL_FILE)
@@ -224,7 +239,10 @@ def train_variant(
             record.update(status="diverged", diverged_epoch=nonfinite_epoch)
     if error is not None:
         record["status"] = "failed"
-    stopped = record["status"] == "completed" and record["epochs_run"] < settings["trainer"]["epochs"]
+    pruned_epoch = outcome.pruned_epoch if outcome is not None else pruner.pruned_epoch if pruner else None
+    if pruned_epoch is not None and record["status"] == "completed":
+        record["status"] = "pruned"  # the search's pruner stopped it: its history so far is kept
+    stopped = record["status"] in ("completed", "pruned") and record["epochs_run"] < settings["trainer"]["epochs"]
     record.update(
         stopped_epoch=record["epochs_run"] if stopped else None,  # a callback ended training early
         name=settings["name"],
@@ -328,9 +346,9 @@ class _Pack:
             self._dataset = key, load_dataset(settings["data"])
         return self._dataset[1]
 
-    def outcome(self, settings: dict[str, Any], dataset: Dataset):
-        """This seed's MemberOutcome (runner.packing), the pack trained on first use; None where the
-        packer cannot train it (it trains on its own then)."""
+    def outcome(self, settings: dict[str, Any], dataset: Dataset, trial=None):
+        """This seed's MemberOutcome (runner.packing), the pack trained on first use (a search's
+        `trial` may prune it); None where the packer cannot train it (it trains on its own then)."""
         from runner import packing
 
         seed = settings["trainer"]["seed"]
@@ -338,7 +356,7 @@ class _Pack:
             return None
         if self.outcomes is None:
             try:
-                members = packing.train_pack(settings, dataset, self.seeds)
+                members = packing.train_pack(settings, dataset, self.seeds, trial)
             except packing.PackingError as reason:
                 log.info("%s: seeds %s run one by one: %s", settings["label"], self.seeds, reason)
                 members = [None] * len(self.seeds)

@@ -38,7 +38,7 @@ _state: bytes | None = None
 _shared: tuple[bytes, tuple] | None = None
 
 
-def _execute_jobs(payload: tuple[bytes, bytes, list[bytes]]) -> list[tuple[bytes, object]]:
+def _execute_jobs(payload: tuple[bytes, bytes, list[bytes], bool]) -> list[tuple[bytes, object]]:
     """In a worker: run jobs as Hydra's joblib launcher does, several of them the seeds of one
     packed model (runner.variant.packed); returns each one's pickled JobReturn and progress line.
     Hydra's state and the sweep's shared part are set only where they changed (setting the state
@@ -51,7 +51,7 @@ def _execute_jobs(payload: tuple[bytes, bytes, list[bytes]]) -> list[tuple[bytes
     from runner import variant
 
     global _state, _shared
-    state, shared, jobs = payload
+    state, shared, jobs, check = payload
     setup_globals()
     if state != _state:
         Singleton.set_state(pickle.loads(state))
@@ -68,10 +68,26 @@ def _execute_jobs(payload: tuple[bytes, bytes, list[bytes]]) -> list[tuple[bytes
             sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
             sweep_config.hydra.job.num = idx
         composed.append(sweep_config)
-    if len(composed) == 1:
-        return [_run(hydra_context, composed[0], task_function)]
+    if len(composed) == 1 or (check and not _packable(composed)):
+        return [_run(hydra_context, sweep_config, task_function) for sweep_config in composed]
     with variant.packed(composed):
         return [_run(hydra_context, sweep_config, task_function) for sweep_config in composed]
+
+
+def _packable(composed: list[DictConfig]) -> bool:
+    """Whether jobs sent together unplanned (a search trial's seeds) can train as one pack."""
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from runner.packs import unpackable, variant_key
+
+    keys = {variant_key(config) for config in composed}
+    reason = "their configs differ" if len(keys) != 1 or None in keys else None
+    reason = reason or unpackable(OmegaConf.to_container(composed[0], resolve=False))
+    if reason is not None:
+        logging.getLogger(__name__).info("Seeds %s run one by one: %s", [c.trainer.seed for c in composed], reason)
+    return reason is None
 
 
 def _run(hydra_context, sweep_config: DictConfig, task_function) -> tuple[bytes, object]:
@@ -113,6 +129,7 @@ class ProcessesLauncher(Launcher):
         # Set by a sweeper that reads no job's result before its next launch (runner's grid sweeper):
         # within runner.processes.queued_sweeps, its jobs are then queued rather than waited for.
         self.may_queue = False
+        self.logging_set = False
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -123,6 +140,16 @@ class ProcessesLauncher(Launcher):
         self.hydra_context = hydra_context
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        return self._launch(job_overrides, initial_job_idx, together=False)
+
+    def launch_together(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Run these jobs (seeds of one variant) in one worker, as one packed model where they can
+        be packed; safe to call from several threads at once (runner's search sweeper does)."""
+        return self._launch(job_overrides, initial_job_idx, together=self.pack_seeds)
+
+    def _launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, together: bool
+    ) -> Sequence[JobReturn]:
         import logging
 
         import cloudpickle
@@ -135,7 +162,9 @@ class ProcessesLauncher(Launcher):
 
         assert self.config is not None and self.task_function is not None and self.hydra_context is not None
         setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if not self.logging_set:  # once: a search sweeper's threads launch at the same time
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            self.logging_set = True
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log = logging.getLogger(__name__)
@@ -152,13 +181,16 @@ class ProcessesLauncher(Launcher):
         precomposed = isinstance(loader, PrecomposedConfigLoader)
         composed = [loader.precomposed(self.config, overrides) if precomposed else None for overrides in job_overrides]
         packs = [[idx] for idx in range(len(job_overrides))]
-        if self.pack_seeds:
+        if together:
+            packs = [list(range(len(job_overrides)))]
+        elif self.pack_seeds:
             packs = plan_packs(composed, self.workers, self.pack_size)
         payloads = [
             (
                 state,
                 shared,
                 [cloudpickle.dumps((initial_job_idx + idx, job_overrides[idx], composed[idx])) for idx in pack],
+                together,
             )
             for pack in packs
         ]

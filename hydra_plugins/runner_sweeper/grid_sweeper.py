@@ -1,6 +1,7 @@
 """Hydra sweeper: every combination of the swept values, as Hydra's basic sweeper makes them, each
-job handed the config runner's pre-flight check composed and validated (runner.sweep_hooks).
-On Hydra's public plugin interface, as Hydra's example sweeper."""
+job handed the config runner's pre-flight check composed and validated (runner.sweep_hooks); a
+config with a `search` node (an experiment's `- /search: default`) is searched instead
+(search_sweeper). On Hydra's public plugin interface, as Hydra's example sweeper."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,17 @@ class GridSweeper(Sweeper):
         self.config: DictConfig | None = None
         self.launcher: Launcher | None = None
         self.hydra_context: HydraContext | None = None
+        self.search: Sweeper | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from runner.composition import PrecomposedConfigLoader, take_composed
+
+        if config.get("search") is not None:
+            from hydra_plugins.runner_sweeper.search_sweeper import SearchSweeper
+
+            self.search = SearchSweeper(params=self.params)
+            self.search.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+            return
 
         composed = take_composed(str(config.hydra.sweep.dir))
         loader = PrecomposedConfigLoader(hydra_context.config_loader, composed)
@@ -51,6 +60,8 @@ class GridSweeper(Sweeper):
         from runner.composition import grid_jobs, sweep_overrides
         from runner.processes import check_jobs
 
+        if self.search is not None:
+            return self.search.sweep(arguments)
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         jobs = grid_jobs(sweep_overrides(self.config, self.hydra_context.config_loader))
         if jobs is None:
