@@ -255,6 +255,9 @@ def check_jobs(sweep_dir: str, returns: Sequence) -> None:
             sys.exit(1)
 
 
+interrupted = threading.Event()  # set where Ctrl-C reached a command whose threads wait for jobs
+
+
 def job_returns(futures: list[Future]) -> list:
     """The Hydra JobReturns of jobs run on the worker pool (each future's list of them, sent back
     by cloudpickle with its progress line), from their futures or from futures of those (queued
@@ -270,6 +273,8 @@ def job_returns(futures: list[Future]) -> list:
                 returns.append(pickle.loads(job_return))
     except BrokenProcessPool:
         stop_workers()
+        if interrupted.is_set():  # Ctrl-C ended the workers: the command says so itself
+            sys.exit(130)
         sys.stderr.write(
             "A worker process ended abruptly while it trained a variant (killed, perhaps for lack of "
             "memory). The variants that finished are saved; run the same command with resume=latest to "

@@ -228,9 +228,24 @@ def grid_space(plan: Plan) -> dict[str, list[Any]] | None:
 
 
 def build_sampler(plan: Plan):
+    """The study's sampler. A grid's points are queued in the study instead (grid_points): Optuna's
+    GridSampler stops a study only from inside `optimize`, which a sweeper does not call."""
+    node = dict(plan.settings["sampler"])
     space = grid_space(plan)
-    extra = {"search_space": space} if space is not None else {}
-    return _instantiate(dict(plan.settings["sampler"]), "sampler", **extra)
+    if space is not None:
+        node = {"_target_": "optuna.samplers.RandomSampler", "seed": node.get("seed")}
+    return _instantiate(node, "sampler")
+
+
+def grid_points(plan: Plan) -> list[dict[str, Any]]:
+    """Every point of a grid search, in an order shuffled by the sampler's seed."""
+    import itertools
+    import random
+
+    space = grid_space(plan) or {}
+    points = [dict(zip(space, values, strict=True)) for values in itertools.product(*space.values())]
+    random.Random(plan.settings["sampler"].get("seed")).shuffle(points)
+    return points
 
 
 def build_pruner(settings: dict[str, Any]):
@@ -315,6 +330,8 @@ class Study:
             for key, value in (("space", space_text(plan)), ("metric", plan.metric), ("seeds", plan.seeds)):
                 self.study.set_user_attr(key, value)
             self.study.set_user_attr("direction", plan.direction)
+            for point in grid_points(plan):
+                self.study.enqueue_trial(point)
         self.recover()
 
     def folders(self, number: int, params: dict[str, Any]) -> list[Path]:

@@ -169,7 +169,8 @@ def check_resume(config: DictConfig) -> None:
         return {
             override.get_key_element(): override.input_line
             for override in parsed
-            if not override.is_sweep_override() and override.key_or_group.split(".")[0] not in NOT_FINGERPRINTED
+            if not override.is_sweep_override()
+            and override.key_or_group.split(".")[0].split("/")[0] not in NOT_FINGERPRINTED
         }, swept
 
     earlier_overrides = task_overrides(OmegaConf.load(saved))

@@ -7,7 +7,7 @@ import itertools
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from runner.config import CONFIG_DIR, ConfigError, default_settings, validate
 from runner.config import settings_of as settings
@@ -67,8 +67,22 @@ def sweep_variants(params: dict[str, str]) -> list[list[str]]:
 
 
 def test_every_experiment_file_is_covered():
-    covered = EXPERIMENTS | DEEP_EXPERIMENTS | {"overfitting": None}
+    covered = EXPERIMENTS | DEEP_EXPERIMENTS | {"overfitting": None, "search_digits": None}
     assert sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")) == sorted(covered)
+
+
+def test_the_search_experiment_searches_a_deeper_network_on_digits():
+    cfg = compose_config("experiment=search_digits", "search/pruner=hyperband", hydra=True)
+    assert dict(cfg.hydra.sweeper.params) == {
+        "optimizer.learning_rate": "tag(log,interval(1e-4,1e-1))",
+        "model.width": "choice(32,64,128,256)",
+        "model.dropout_rate": "interval(0.0,0.5)",
+    }
+    search = OmegaConf.to_container(cfg.search, resolve=True)
+    assert search["n_trials"] == 40 and search["sampler"]["_target_"].endswith("TPESampler")
+    assert search["pruner"]["max_resource"] == cfg.trainer.epochs == 30
+    assert (cfg.data.name, cfg.model.depth, search["study_name"]) == ("digits", 4, "search_digits")
+    assert compose_config("experiment=optimizer").get("search") is None  # a grid has no search node
 
 
 def test_the_overfitting_experiment_sweeps_dropout_and_penalties_on_few_noisy_samples():

@@ -85,6 +85,8 @@ LAYERS = {
     "runner.telemetry": 2,
     "runner.objects": 2,
     "runner.compare": 2,
+    "runner.search": 2,
+    "runner.pruning": 3,
     "runner.model": 3,
     "runner.summaries": 3,
     "runner.report.statistics": 3,
