@@ -12,6 +12,7 @@ import time
 
 import pandas as pd
 import pytest
+
 from tests.conftest import assert_refused
 
 optuna = pytest.importorskip("optuna", reason="needs the optuna extra: pip install '.[optuna]'")
