@@ -161,9 +161,11 @@ def cli() -> None:
     go on, without a traceback. Once every exit handler has run, the process ends without tearing
     its modules down (with TensorFlow loaded, most of a second)."""
     import atexit
+    import signal
 
     outcome = {"code": 1}  # unless main() ends otherwise: an error escaped it
     atexit.register(_end, outcome)  # registered first, so run last
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         main()
         outcome["code"] = 0
@@ -178,6 +180,15 @@ def cli() -> None:
         )
         outcome["code"] = 130
         sys.exit(130)
+
+
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C: noted for the threads that wait for jobs (the workers end at once too), then
+    Python's KeyboardInterrupt."""
+    from runner.processes import interrupted
+
+    interrupted.set()
+    raise KeyboardInterrupt
 
 
 def _end(outcome: dict[str, int]) -> None:

@@ -255,7 +255,7 @@ def check_jobs(sweep_dir: str, returns: Sequence) -> None:
             sys.exit(1)
 
 
-interrupted = threading.Event()  # set where Ctrl-C reached a command whose threads wait for jobs
+interrupted = threading.Event()  # set by the command's Ctrl-C handler (runner.cli)
 
 
 def job_returns(futures: list[Future]) -> list:
@@ -273,7 +273,8 @@ def job_returns(futures: list[Future]) -> list:
                 returns.append(pickle.loads(job_return))
     except BrokenProcessPool:
         stop_workers()
-        if interrupted.is_set():  # Ctrl-C ended the workers: the command says so itself
+        # Ctrl-C ends the workers too, perhaps before the command's own handler has run: wait for it.
+        if interrupted.wait(timeout=1.0):
             sys.exit(130)
         sys.stderr.write(
             "A worker process ended abruptly while it trained a variant (killed, perhaps for lack of "

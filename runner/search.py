@@ -78,9 +78,9 @@ class Plan:
         jobs = []
         for seed in self.seeds:
             folder = f"trial-{number:04d}" + (f"-seed{seed}" if len(self.seeds) > 1 else "")
-            jobs.append(
-                [*self.fixed, *chosen, f"trainer.seed={seed}", f"search.trial={number}", f"hydra.sweep.subdir={folder}"]
-            )
+            # Named after the trial in tables and plots; trials.csv gives its values.
+            identity = [f"label='Trial {number}'", f"search.trial={number}", f"hydra.sweep.subdir={folder}"]
+            jobs.append([*self.fixed, *chosen, f"trainer.seed={seed}", *identity])
         return jobs
 
 
@@ -479,7 +479,7 @@ def write_trials(study: Study) -> Path:
 
 
 def draw_plots(study: Study) -> list[Path]:
-    """Optuna's optimization history, parameter importances (fANOVA) and one slice plot per
+    """Optuna's optimization history, parameter importances (PED-ANOVA) and one slice plot per
     parameter, where the study has the completed trials each needs."""
     import warnings
 
@@ -488,6 +488,7 @@ def draw_plots(study: Study) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.exceptions import ExperimentalWarning
+    from optuna.importance import PedAnovaImportanceEvaluator
     from optuna.trial import TrialState
     from optuna.visualization import matplotlib as plots
 
@@ -499,7 +500,10 @@ def draw_plots(study: Study) -> list[Path]:
             name = "slice-" + key.replace("/", "_") + ".png"
             drawings.append((name, lambda key=key: plots.plot_slice(study.study, params=[key])))
     if len(completed) > 1 and len(study.plan.params) > 1:
-        drawings.append(("param_importances.png", lambda: plots.plot_param_importances(study.study)))
+        evaluator = PedAnovaImportanceEvaluator()  # Optuna's default: which values the best trials share
+        drawings.append(
+            ("param_importances.png", lambda: plots.plot_param_importances(study.study, evaluator=evaluator))
+        )
     written = []
     for name, draw in drawings:
         try:

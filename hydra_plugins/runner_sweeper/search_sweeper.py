@@ -35,7 +35,6 @@ class SearchSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from runner import search
         from runner.composition import sweep_overrides
-        from runner.processes import interrupted
 
         assert self.config is not None and self.launcher is not None
         sweep_dir = Path(self.config.hydra.sweep.dir)
@@ -49,15 +48,11 @@ class SearchSweeper(Sweeper):
             threads = [threading.Thread(target=self._trials, args=(study,), daemon=True) for _ in range(workers)]
             for thread in threads:
                 thread.start()
-            try:
-                for thread in threads:
-                    while thread.is_alive():
-                        thread.join(timeout=0.5)  # Ctrl-C reaches this thread
-            except KeyboardInterrupt:
-                interrupted.set()
-                raise
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.5)  # Ctrl-C reaches this thread
             if self.failure is not None:
-                raise self.failure
+                raise self.failure  # e.g. SystemExit(130) where Ctrl-C ended the workers first
         else:
             while self._batch(study, workers):
                 pass
