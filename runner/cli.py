@@ -106,12 +106,14 @@ def check_run(config: DictConfig) -> None:
     check does for each of its jobs."""
     from hydra.core.hydra_config import HydraConfig
 
-    from runner.config import check_settings
+    from runner.config import check_settings, check_width_used
     from runner.data import check_data
     from runner.preflight import check_build, check_targets
 
     HydraConfig.instance().set_config(config)  # labels may read ${hydra:runtime.choices...}
     settings = check_settings(config)
+    given = {str(line).split("=", 1)[0].lstrip("+~") for line in config.hydra.overrides.task}
+    check_width_used(given, settings["model"])
     swept = ", ".join(config.hydra.sweeper.get("params") or {})
     if swept:
         experiment = config.hydra.runtime.choices.get("experiment")

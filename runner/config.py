@@ -518,6 +518,17 @@ def settings_of(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"The config can't be resolved: {error}".replace("\n", " ")) from None
 
 
+def check_width_used(keys: set[str], model: dict[str, Any]) -> None:
+    """The notes' network reads model.width only with model.depth: set without it, every value
+    would train the same network."""
+    if "model.width" in keys and model.get("_target_") == BUILT_IN_MODEL and model.get("depth") is None:
+        raise ConfigError(
+            f"model.width is set, but the network takes its layers from model.hidden_nodes "
+            f"({model.get('hidden_nodes')}) while model.depth is null, so every width would train the same network: "
+            "add model.depth=2 (layers of model.width units each), or set model.hidden_nodes instead."
+        )
+
+
 def check_settings(cfg: DictConfig) -> dict[str, Any]:
     """Resolve and validate a composed config (the data set is checked when it is loaded)."""
     settings = settings_of(cfg)

@@ -123,6 +123,11 @@ def distribution_of(override: Override) -> Param:
                 f"'{key}=tag(log,interval(0.0001,0.1))'."
             )
         if "int" in tags:
+            if low != int(low) or high != int(high):
+                raise ConfigError(
+                    f"{override.input_line}: a whole-number interval needs whole-number ends, e.g. "
+                    f"'{key}=tag(int,interval(2,8))'."
+                )
             return Param(key, IntDistribution(int(low), int(high), log="log" in tags))
         return Param(key, FloatDistribution(float(low), float(high), log="log" in tags))
     values = list(override.sweep_iterator())
@@ -227,13 +232,15 @@ def grid_space(plan: Plan) -> dict[str, list[Any]] | None:
     return space
 
 
-def build_sampler(plan: Plan):
-    """The study's sampler. A grid's points are queued in the study instead (grid_points): Optuna's
-    GridSampler stops a study only from inside `optimize`, which a sweeper does not call."""
+def build_sampler(plan: Plan, trials: int = 0):
+    """The study's sampler, its seed moved on by the `trials` a resumed study has (the same seed
+    would propose the same values again). A grid's points are queued in the study instead
+    (grid_points): Optuna's GridSampler stops a study only inside `optimize`, which no sweeper calls."""
     node = dict(plan.settings["sampler"])
-    space = grid_space(plan)
-    if space is not None:
+    if grid_space(plan) is not None:
         node = {"_target_": "optuna.samplers.RandomSampler", "seed": node.get("seed")}
+    if trials and node.get("seed") is not None:
+        node["seed"] = int(node["seed"]) + trials
     return _instantiate(node, "sampler")
 
 
@@ -315,11 +322,15 @@ class Study:
         self.plan, self.sweep_dir = plan, Path(sweep_dir)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         self.storage = open_storage(self.sweep_dir)
+        name = plan.settings["study_name"]
+        trials = 0
+        if name in optuna.get_all_study_names(self.storage):
+            trials = self.storage.get_n_trials(self.storage.get_study_id_from_name(name))
         self.study = optuna.create_study(
             storage=self.storage,
-            study_name=plan.settings["study_name"],
+            study_name=name,
             direction=plan.direction,
-            sampler=build_sampler(plan),
+            sampler=build_sampler(plan, trials),
             pruner=build_pruner(plan.settings),
             load_if_exists=True,
         )
@@ -542,13 +553,15 @@ def write_best(study: Study) -> Path | None:
     defaults = [f"  - override /{group}: {choices[group]}" for group in CHOSEN if choices.get(group) is not None]
     values = ", ".join(f"{key}={value}" for key, value in best.params.items())
     where = study.sweep_dir
+    first, last = study.plan.seeds[0], study.plan.seeds[-1] + 1
     text = "\n".join(
         [
             "# @package _global_",
             f"# The best trial of the search in {where}: trial {best.number}, {study.plan.metric} "
             f"{best.value:.4f} (mean of {len(study.plan.seeds)} seed(s)), with {values}.",
-            "# Train it again (add -m trainer.seed='range(0,3)' for three seeds):",
+            "# Train it again, with its first seed, then over the search's seeds:",
             f"#   python -m runner --config-dir {where} experiment=best",
+            f"#   python -m runner -m --config-dir {where} experiment=best trainer.seed='range({first},{last})'",
             "defaults:",
             *defaults,
             "  - _self_",
@@ -578,7 +591,9 @@ def best_line(study: Study) -> str | None:
     best = study.study.best_trial
     values = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
                        for key, value in best.params.items())  # fmt: skip
+    limit = study.plan.settings.get("max_epochs")
+    budget = f" (search.max_epochs={limit} reached)" if limit is not None and epochs >= limit else ""
     return (
-        f"Search: {len(trials)} trials ({summary}), {epochs} epochs. Best: trial {best.number}, "
+        f"Search: {len(trials)} trials ({summary}), {epochs} epochs{budget}. Best: trial {best.number}, "
         f"{study.plan.metric} {best.value:.4f} with {values}."
     )

@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner import progress, summaries
 from runner.composition import compose_jobs, grid_jobs, keep_composed, sweep_overrides, take_composed, task_overrides
-from runner.config import GROUPS, ConfigError, check_logger, check_settings, validate
+from runner.config import GROUPS, ConfigError, check_logger, check_settings, check_width_used, validate
 from runner.overrides import check_override_keys, composition_error, config_search_path
 from runner.results import NOT_FINGERPRINTED, write_sweep_facts
 
@@ -96,6 +96,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     check_resume(config)
     overrides = sweep_overrides(config, loader)
     swept = sorted({o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()} - {"experiment"})
+    given = {o.get_key_element().lstrip("+~") for o in overrides}
     jobs = grid_jobs(overrides)  # None for another sweeper that searches ranges: its trials check themselves
     if config.get("search") is not None:  # runner's search sweeper: its plan, and a job per value to check
         from runner import search
@@ -127,6 +128,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
             if variant is not None:
                 variants[variant] = settings
             check_targets(settings)
+            check_width_used(given, settings["model"])
         data_key = repr(settings["data"])  # loaded once; split once per split and seed
         split_key = repr((data_key, settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
         if split_key not in split:

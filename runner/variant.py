@@ -203,7 +203,7 @@ def train_variant(
 
             pruner = PruningCallback(trial, logged(ranking(settings)[0]))
         elif trial is not None:
-            log.info("%s: seeds of a trial trained one by one are not pruned (packed ones are)", settings["label"])
+            log.debug("%s: seeds of a trial trained one by one are not pruned (packed ones are)", settings["label"])
         error = None
         started = time.perf_counter()
         try:

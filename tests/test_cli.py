@@ -150,6 +150,8 @@ BAD_INPUTS = [
     (["optimizer.rho=abc"], "Invalid optimizer.rho='abc'"),
     (["metric=val_loss"], "metric is now objective.metric: `objective.metric=val_loss`"),
     (["model.residual=true"], "a skip connection goes around a hidden layer whose input has its width, and [32, 64]"),
+    (["model.width=128"], "model.width is set, but the network takes its layers from model.hidden_nodes ([32, 64])"),
+    (["-m", "model.width=16,64"], "while model.depth is null, so every width would train the same network"),
     (["~model.l1"], "model.l1 is missing (removed with ~model.l1?), and runner reads it"),
     (["optimizer=adam,sgd"], "optimizer=adam,sgd gives several values, which only a sweep runs: add -m"),
     (["data.delimiter=;"], "quote a value with characters such as ; , [ ] or spaces, e.g. \"data.delimiter=';'\"."),

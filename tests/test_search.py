@@ -136,22 +136,33 @@ def test_a_killed_search_resumes_the_same_study(tmp_path):
         (["search/sampler=grid", LEARNING_RATE], "search/sampler=grid tries lists of values"),
         (["trainer.seed=range(0,3)", LEARNING_RATE], "a search sets each trial's seeds itself"),
         (["model.hidden_activation=choice(relu,bogus)"], "Invalid model.hidden_activation='bogus'"),
+        (["model.width=choice(16,64)"], "model.width is set, but the network takes its layers from model.hidden_nodes"),
+        (["model.width=tag(int,interval(1.5,3.5))"], "a whole-number interval needs whole-number ends"),
     ],
 )
 def test_a_mistaken_search_is_refused_before_training(cli, tmp_path, arguments, message):
     assert_refused(cli(*SEARCH, *arguments), message, tmp_path)
 
 
+def test_a_study_continued_with_a_larger_budget_tries_new_values(cli, tmp_path):
+    common = [*SEARCH, LEARNING_RATE, "search/sampler=random", "trainer.epochs=1", "hydra.sweep.dir=study"]
+    assert cli(*common, "search.n_trials=3").returncode == 0
+    done = cli(*common, "search.n_trials=6", "resume=study")
+    assert done.returncode == 0, done.stderr
+    values = [trial.params["optimizer.learning_rate"] for trial in load(tmp_path / "study").trials]
+    assert len(values) == 6 and len(set(values)) == 6  # the sampler does not start its sequence over
+
+
 def test_resuming_a_study_with_another_space_is_refused(cli, tmp_path):
     first = cli(*SEARCH, LEARNING_RATE, "search.n_trials=1", "trainer.epochs=1", "hydra.sweep.dir=study")
     assert first.returncode == 0, first.stderr
     files = sorted(path.name for path in (tmp_path / "study").rglob("*"))
-    done = cli(*SEARCH, "optimizer.learning_rate=interval(0.001,0.1)", "model.width=choice(8,16)",
+    done = cli(*SEARCH, "optimizer.learning_rate=interval(0.001,0.1)", "model.hidden_activation=choice(relu,tanh)",
                "search.n_trials=2", "trainer.epochs=1", "resume=study")  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "searched another space or objective" in done.stderr
     assert "optimizer.learning_rate: log interval(1e-05,0.1) then, interval(0.001,0.1) now" in done.stderr
-    assert "model.width: not searched then" in done.stderr and "Traceback" not in done.stderr
+    assert "model.hidden_activation: not searched then" in done.stderr and "Traceback" not in done.stderr
     assert sorted(path.name for path in (tmp_path / "study").rglob("*")) == files  # nothing written
     assert len(load(tmp_path / "study").trials) == 1
 

@@ -44,6 +44,12 @@ class SearchSweeper(Sweeper):
         study = search.Study(plan, sweep_dir)
         parallel = hasattr(self.launcher, "launch_together")  # runner's: takes jobs from several threads
         workers = plan.settings.get("n_jobs") or getattr(self.launcher, "workers", None) or 1
+        if plan.settings["seeds"] > 1 and not (parallel and getattr(self.launcher, "pack_seeds", False)):
+            print(
+                f"search.seeds={plan.settings['seeds']}: this launcher trains a trial's seeds one by one, so no "
+                "trial is pruned; runner's own launcher (the default) trains them as one packed model.",
+                flush=True,
+            )
         if parallel:
             threads = [threading.Thread(target=self._trials, args=(study,), daemon=True) for _ in range(workers)]
             for thread in threads:
