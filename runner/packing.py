@@ -18,6 +18,7 @@ import tensorflow as tf
 from runner.data import Split, one_hot
 from runner.fitting import adopt_state, epoch_batches, keep, take_kept, traced_settings
 from runner.model import build_optimizer, mlp_layers
+from runner.packs import DRAWN
 from runner.telemetry import VectorMean, activation_stats
 
 
@@ -242,16 +243,22 @@ class PackedModel(keras.Model):
 
 
 def packed_network(
-    settings: dict[str, Any], seeds: list[int], n_features: int, n_classes: int, **clipping
+    settings: dict[str, Any],
+    seeds: list[int],
+    n_features: int,
+    n_classes: int,
+    models: list[dict[str, Any]] | None = None,
+    **clipping,
 ) -> PackedModel:
     """The packed twin of the built-in network (runner.model.mlp_layers) with member i's initial
-    weights drawn as a separate run with seed i draws them: Dense layers as PackedDense, batch
-    normalization over (member, unit) features, layer normalization with per-member gamma and beta."""
+    weights drawn as a separate run with seed i (and model settings `models[i]`) draws them: Dense
+    layers as PackedDense, batch normalization over (member, unit) features, layer normalization
+    with per-member gamma and beta."""
     members = len(seeds)
     layer_sets = []
-    for seed in seeds:  # the layers' initializers draw their seeds as they are made
-        keras.utils.set_random_seed(seed)
-        layer_sets.append(mlp_layers({**settings, "n_classes": n_classes}))
+    for seed, member in zip(seeds, models or [settings] * members, strict=True):
+        keras.utils.set_random_seed(seed)  # the layers' initializers draw their seeds as they are made
+        layer_sets.append(mlp_layers({**member, "n_classes": n_classes}))
     blocks, output_layer = layer_sets[0]
     initial: dict[str, list[np.ndarray]] = {}
     for member_blocks, member_output in layer_sets:
@@ -417,9 +424,12 @@ def _rows(epoch: int, layer: str, depth: int, values: dict[str, float]) -> list[
     return [{"epoch": epoch, "layer": layer, "depth": depth, "metric": k, "value": v} for k, v in values.items()]
 
 
-def train_pack(settings: dict[str, Any], dataset, seeds: list[int], trial=None) -> list[MemberOutcome]:
-    """Train the members `seeds` of the variant `settings` (its trainer.seed aside) as one model;
-    one outcome per seed. A search `trial` is told the members' mean objective after each epoch
+def train_pack(
+    settings: dict[str, Any], dataset, seeds: list[int], trial=None, models: list[dict[str, Any]] | None = None
+) -> list[MemberOutcome]:
+    """Train the members `seeds` of the variant `settings` (its trainer.seed aside) as one model,
+    member i's initial weights drawn by `models[i]` where given (an initializer sweep's variants);
+    one outcome per member. A search `trial` is told the members' mean objective after each epoch
     and may stop them all (runner.pruning)."""
     trainer, options = settings["trainer"], settings.get("telemetry") or {}
     splits = member_splits(dataset, settings, seeds)
@@ -437,7 +447,7 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int], trial=None) 
     if kept is None:
         keras.utils.clear_session(free_memory=False)
     tf.config.experimental.enable_op_determinism()
-    model = packed_network(settings["model"], seeds, n_features, dataset.n_classes, **clipping)
+    model = packed_network(settings["model"], seeds, n_features, dataset.n_classes, models=models, **clipping)
     if kept is None:
         # A whole epoch per call of the compiled step: the recorder reads logs and weights per epoch only.
         model.compile(optimizer=build_optimizer(optimizer), steps_per_execution=steps)
@@ -483,8 +493,7 @@ def train_pack(settings: dict[str, Any], dataset, seeds: list[int], trial=None) 
 def _signature(settings: dict[str, Any], optimizer: dict, clipping: dict, seeds: list[int], shapes: tuple) -> str:
     """What a pack's traced steps depend on: not the initial weights' draw, nor a constant learning
     rate, nor the seeds but where dropout draws masks from them."""
-    drawn = ("weights_initializer", "weights_scale", "bias_initializer")
-    model = {key: value for key, value in settings["model"].items() if key not in drawn}
+    model = {key: value for key, value in settings["model"].items() if key not in DRAWN}
     telemetry = settings.get("telemetry") or {}
     members = seeds if model.get("dropout_rate") else len(seeds)
     parts = ["packed", model, traced_settings(optimizer), clipping, members, shapes, bool(telemetry.get("gradients"))]

@@ -39,6 +39,30 @@ def unpackable(task: dict[str, Any]) -> str | None:
     return None
 
 
+# The model's settings that only draw its initial weights: variants that differ in these alone
+# (an initializer sweep) train as members of one pack.
+DRAWN = ("weights_initializer", "weights_scale", "bias_initializer")
+
+
+def drawn_settings(config: DictConfig | dict) -> dict[str, Any]:
+    """A job's initial-weight settings, resolved."""
+    model = config["model"]
+    return {key: model.get(key) for key in DRAWN}
+
+
+def pack_key(config: DictConfig) -> str | None:
+    """variant_key without the initial weights' settings: jobs with equal keys can share a pack."""
+    task = OmegaConf.to_container(config, resolve=False)
+    task.pop("hydra", None)
+    task["trainer"].pop("seed", None)
+    for key in DRAWN:
+        task["model"].pop(key, None)
+    task.pop("label", None)  # names a variant, e.g. Init-${model.weights_initializer}
+    key = json.dumps(task, sort_keys=True, default=str)
+    reads = ["trainer.seed", *(f"model.{name}" for name in DRAWN)]
+    return None if any(name in key for name in reads) else key
+
+
 def variant_key(config: DictConfig) -> str | None:
     """The job's config without Hydra's node and trainer.seed: jobs with equal keys are seeds of one
     variant. None where another setting reads the seed (`data.seed: ${trainer.seed}`): its seeds
@@ -50,22 +74,32 @@ def variant_key(config: DictConfig) -> str | None:
     return None if "trainer.seed" in key else key
 
 
-def plan_packs(configs: Sequence[DictConfig | None], workers: int, size: int) -> list[list[int]]:
+def member_key(config: DictConfig | dict) -> str:
+    """What tells a pack's members apart: their initial weights' settings and seed."""
+    return json.dumps([drawn_settings(config), config["trainer"]["seed"]], sort_keys=True, default=str)
+
+
+def plan_packs(
+    configs: Sequence[DictConfig | None], workers: int, size: int, across_variants: bool = True
+) -> list[list[int]]:
     """The jobs (indexes into `configs`) to run together: packs of at most `size` seeds of one
-    variant, split further so that every worker has one where there are fewer variants than
-    workers; every other job alone. A None config (not composed here) runs alone."""
+    variant (of variants that differ only in their initial weights' settings, `across_variants`),
+    split further so that every worker has one where there are fewer packs than workers; every
+    other job alone. A None config (not composed here) runs alone."""
     groups: dict[str, list[int]] = {}
     alone: list[list[int]] = []
     reasons: dict[str, int] = {}
     for index, config in enumerate(configs):
-        key = variant_key(config) if config is not None else None
+        key = None
+        if config is not None:
+            key = (pack_key(config) if across_variants else None) or variant_key(config)
         if key is None:
             alone.append([index])
             continue
         groups.setdefault(key, []).append(index)
     packs: list[list[int]] = []
     for members in groups.values():
-        seeds = [configs[index].trainer.seed for index in members]
+        seeds = [member_key(configs[index]) for index in members]
         reason = None if len(members) > 1 else "one seed"
         if reason is None:
             task = OmegaConf.to_container(configs[members[0]], resolve=False)

@@ -330,13 +330,18 @@ def summarize_history(epochs: dict[str, list[float]], metric: str, mode: str | N
 
 
 class _Pack:
-    """The seeds of one variant that a worker runs one after the other (runner.packs planned them:
-    their configs differ in trainer.seed alone): the first to train trains them all as one packed
-    model (also those a resumed sweep will skip: their results are not written)."""
+    """The jobs a worker runs one after the other as members of one packed model (runner.packs
+    planned them: their configs differ in trainer.seed and the initial weights' settings alone):
+    the first to train trains them all (also those a resumed sweep will skip: their results are
+    not written)."""
 
-    def __init__(self, seeds: list[int]) -> None:
-        self.seeds = seeds
-        self.outcomes: dict[int, Any] | None = None
+    def __init__(self, members: list[str], configs: list[DictConfig]) -> None:
+        from runner.packs import drawn_settings
+
+        self.members = members  # runner.packs.member_key of each job
+        self.seeds = [int(config.trainer.seed) for config in configs]
+        self.drawn = [drawn_settings(config) for config in configs]
+        self.outcomes: dict[str, Any] | None = None
         self._dataset: tuple[str, Dataset] | None = None
 
     def dataset(self, settings: dict[str, Any]) -> Dataset:
@@ -347,27 +352,29 @@ class _Pack:
         return self._dataset[1]
 
     def outcome(self, settings: dict[str, Any], dataset: Dataset, trial=None):
-        """This seed's MemberOutcome (runner.packing), the pack trained on first use (a search's
+        """This job's MemberOutcome (runner.packing), the pack trained on first use (a search's
         `trial` may prune it); None where the packer cannot train it (it trains on its own then)."""
         from runner import packing
+        from runner.packs import member_key
 
-        seed = settings["trainer"]["seed"]
-        if seed not in self.seeds:
+        member = member_key(settings)
+        if member not in self.members:
             return None
         if self.outcomes is None:
+            models = [{**settings["model"], **drawn} for drawn in self.drawn]
             try:
-                members = packing.train_pack(settings, dataset, self.seeds, trial)
+                outcomes = packing.train_pack(settings, dataset, self.seeds, trial, models=models)
             except packing.PackingError as reason:
-                log.info("%s: seeds %s run one by one: %s", settings["label"], self.seeds, reason)
-                members = [None] * len(self.seeds)
-            except Exception as exc:  # every seed of the pack records the failure
+                log.info("%s: its pack's members run one by one: %s", settings["label"], reason)
+                outcomes = [None] * len(self.members)
+            except Exception as exc:  # every member of the pack records the failure
                 error, text = f"{type(exc).__name__}: {first_line(exc)}", traceback.format_exc()
-                members = [
-                    packing.MemberOutcome(history={}, error=error, traceback=text, members=len(self.seeds))
-                    for _ in self.seeds
+                outcomes = [
+                    packing.MemberOutcome(history={}, error=error, traceback=text, members=len(self.members))
+                    for _ in self.members
                 ]
-            self.outcomes = dict(zip(self.seeds, members, strict=True))
-        return self.outcomes.get(seed)
+            self.outcomes = dict(zip(self.members, outcomes, strict=True))
+        return self.outcomes.get(member)
 
 
 _pack: _Pack | None = None
@@ -376,9 +383,11 @@ _pack: _Pack | None = None
 @contextmanager
 def packed(configs: list[DictConfig]):
     """Within this block the jobs `configs` (seeds of one variant) train as one packed model."""
+    from runner.packs import member_key
+
     global _pack
-    seeds = [config.trainer.seed for config in configs]
-    _pack = _Pack(seeds) if len(set(seeds)) == len(seeds) > 1 else None
+    members = [member_key(config) for config in configs]
+    _pack = _Pack(members, configs) if len(set(members)) == len(members) > 1 else None
     try:
         yield
     finally:

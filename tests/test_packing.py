@@ -259,3 +259,37 @@ def test_a_fresh_pack_traces_its_train_step_once(iris, monkeypatch):
     forget_models()
     packing.train_pack(settings_for("adam", epochs=2), iris, SEEDS)
     assert len(traced) == 1
+
+
+def test_variants_that_differ_only_in_initial_weights_share_a_pack():
+    from runner.packs import plan_packs
+
+    glorot, he = composed("model.weights_initializer=glorot_uniform"), composed("model.weights_initializer=he_normal")
+    deeper = composed("model.weights_initializer=he_normal", "model.depth=3")
+    jobs = [*glorot, *he, *deeper]  # 6 seeds each
+    assert plan_packs(jobs, workers=2, size=100) == [list(range(12)), list(range(12, 18))]  # a pack per worker
+    assert plan_packs(jobs, workers=1, size=8) == [list(range(8)), list(range(8, 12)), list(range(12, 18))]
+    assert plan_packs(jobs, workers=1, size=100, across_variants=False) == [
+        list(range(6)), list(range(6, 12)), list(range(12, 18))
+    ]  # fmt: skip
+
+
+def test_an_initializer_sweep_packed_across_variants_trains_as_separate_runs(cli, tmp_path):
+    common = [
+        "-m", "model.weights_initializer=glorot_uniform,he_normal", "model.weights_scale=null", "trainer.seed=0,1",
+        "trainer.epochs=3", "hydra.launcher.n_jobs=1",
+    ]  # fmt: skip
+    packed = cli(*common, "hydra.sweep.dir=packed")
+    separate = cli(*common, "hydra.sweep.dir=separate", "hydra.launcher.pack_seeds=false")
+    assert packed.returncode == 0 and separate.returncode == 0, packed.stderr + separate.stderr
+    folders = sorted(path.parent.name for path in (tmp_path / "packed").glob("*/metrics.json"))
+    assert len(folders) == 4
+    for name in folders:
+        record = json.loads((tmp_path / "packed" / name / "metrics.json").read_text())
+        assert record["packed"] == 4  # both initializers' two seeds in one model
+        a, b = (pd.read_csv(tmp_path / root / name / "history.csv") for root in ("packed", "separate"))
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=LOSS_TOLERANCE)
+        np.testing.assert_allclose(a["val_accuracy"], b["val_accuracy"], atol=1e-6)
+    glorot = pd.read_csv(tmp_path / "packed" / folders[0] / "history.csv")["loss"]
+    he = pd.read_csv(tmp_path / "packed" / folders[2] / "history.csv")["loss"]
+    assert not np.allclose(glorot, he)  # each member drew its own initializer's weights

@@ -28,6 +28,8 @@ class ProcessesLauncherConf:
     pack_seeds: bool = True
     # The most seeds in one packed model.
     pack_size: int = 100
+    # Pack variants that differ only in their initial weights' settings (an initializer sweep) too.
+    pack_variants: bool = True
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="processes", node=ProcessesLauncherConf, provider="runner")
@@ -114,6 +116,7 @@ class ProcessesLauncher(Launcher):
         preload: Sequence[str] = (),
         pack_seeds: bool = True,
         pack_size: int = 100,
+        pack_variants: bool = True,
     ) -> None:
         from runner.devices import worker_count
 
@@ -123,7 +126,7 @@ class ProcessesLauncher(Launcher):
                 f"hydra.launcher.pack_size={pack_size} packs no seed: give the most seeds one packed model may "
                 "hold (100 by default), or hydra.launcher.pack_seeds=false to train each seed on its own."
             )
-        self.pack_seeds, self.pack_size = pack_seeds, pack_size
+        self.pack_seeds, self.pack_size, self.pack_variants = pack_seeds, pack_size, pack_variants
         self.recycle_after = recycle_after if recycle_after and recycle_after > 0 else None
         self.preload = list(preload)
         # Set by a sweeper that reads no job's result before its next launch (runner's grid sweeper):
@@ -184,7 +187,7 @@ class ProcessesLauncher(Launcher):
         if together:
             packs = [list(range(len(job_overrides)))]
         elif self.pack_seeds:
-            packs = plan_packs(composed, self.workers, self.pack_size)
+            packs = plan_packs(composed, self.workers, self.pack_size, self.pack_variants)
         payloads = [
             (
                 state,
