@@ -559,7 +559,8 @@ def write_best(study: Study) -> Path | None:
             "# @package _global_",
             f"# The best trial of the search in {where}: trial {best.number}, {study.plan.metric} "
             f"{best.value:.4f} (mean of {len(study.plan.seeds)} seed(s)), with {values}.",
-            "# Train it again, with its first seed, then over the search's seeds:",
+            "# Train it again, with its first seed, then over the search's seeds",
+            f"# (results in {settings.results_dir}/{settings.name}/):",
             f"#   python -m runner --config-dir {where} experiment=best",
             f"#   python -m runner -m --config-dir {where} experiment=best trainer.seed='range({first},{last})'",
             "defaults:",
