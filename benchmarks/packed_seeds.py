@@ -16,8 +16,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed  # benchmarks/timing.py
 
 RUNNER = [sys.executable, "-m", "runner", "-m"]
 
@@ -37,12 +38,8 @@ print(before // 1024, after // 1024)
 """
 
 
-def timed(arguments: list[str], out: Path) -> float:
-    started = time.perf_counter()
-    done = subprocess.run([*RUNNER, *arguments, f"results_dir={out}"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started
+def sweep(arguments: list[str], out: Path) -> float:
+    return timed([*RUNNER, *arguments, f"results_dir={out}"])
 
 
 def main() -> None:
@@ -65,7 +62,7 @@ def main() -> None:
         for round_ in range(options.rounds):
             order = list(cases) if round_ % 2 == 0 else list(reversed(cases))
             measured = {
-                name: timed(cases[name], Path(folder) / f"{round_}-{index}") for index, name in enumerate(order)
+                name: sweep(cases[name], Path(folder) / f"{round_}-{index}") for index, name in enumerate(order)
             }
             for name, value in measured.items():
                 seconds[name].append(value)

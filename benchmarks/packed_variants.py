@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from timing import timed  # benchmarks/timing.py
 
-def timed(arguments: list[str], out: Path) -> float:
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "runner", "-m", "experiment=initializer", *arguments, f"hydra.sweep.dir={out}"]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started
+
+def sweep(arguments: list[str], out: Path) -> float:
+    return timed([sys.executable, "-m", "runner", "-m", "experiment=initializer", *arguments, f"hydra.sweep.dir={out}"])
 
 
 def main() -> None:
@@ -42,7 +37,7 @@ def main() -> None:
             times = {}
             for name in order:
                 out = Path(folder) / f"{round_}-{cases[name]}"
-                times[name] = timed([seeds, f"hydra.launcher.pack_variants={cases[name]}"], out)
+                times[name] = sweep([seeds, f"hydra.launcher.pack_variants={cases[name]}"], out)
             ratios.append(times["across variants"] / times["one variant at a time"])
             print(", ".join(f"{name} {seconds:.1f} s" for name, seconds in times.items()), flush=True)
     print(f"packed across variants / one variant at a time: {statistics.median(ratios):.2f} (median of {len(ratios)})")

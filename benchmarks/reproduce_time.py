@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed  # benchmarks/timing.py
 
 CASES = {
     "30 seeds, packed": [],
@@ -24,13 +24,8 @@ CASES = {
 }
 
 
-def timed(arguments: list[str], out: Path) -> float:
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "runner", "reproduce", *arguments, f"results_dir={out}"]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started
+def reproduce(arguments: list[str], out: Path) -> float:
+    return timed([sys.executable, "-m", "runner", "reproduce", *arguments, f"results_dir={out}"])
 
 
 def main() -> None:
@@ -42,7 +37,7 @@ def main() -> None:
         order = list(CASES) if round_number % 2 == 0 else list(reversed(CASES))
         for name in order:
             with tempfile.TemporaryDirectory() as folder:
-                seconds = timed(CASES[name], Path(folder))
+                seconds = reproduce(CASES[name], Path(folder))
             times[name].append(seconds)
             print(f"round {round_number + 1}: {name}: {seconds:.0f} s", flush=True)
     packed, reference = (statistics.median(times[name]) for name in CASES)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed  # benchmarks/timing.py
 
 
 def study(pruner: str, trials: int, seeds: int, out: Path) -> dict[str, float]:
@@ -26,11 +26,7 @@ def study(pruner: str, trials: int, seeds: int, out: Path) -> dict[str, float]:
         sys.executable, "-m", "runner", "-m", "experiment=search_digits", f"search/pruner={pruner}",
         f"search.n_trials={trials}", f"search.seeds={seeds}", f"hydra.sweep.dir={out / pruner}",
     ]  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run(arguments, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"search/pruner={pruner} failed:\n{done.stderr[-3000:]}")
+    wall = timed(arguments)
     with open(out / pruner / "trials.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     completed = [row for row in rows if row["status"] == "completed"]
