@@ -338,9 +338,9 @@ class Study:
         self.budget = trial_budget(plan)
         self.running = 0
         if "space" not in self.study.user_attrs:
-            for key, value in (("space", space_text(plan)), ("metric", plan.metric), ("seeds", plan.seeds)):
+            facts = {"space": space_text(plan), "metric": plan.metric, "direction": plan.direction, "seeds": plan.seeds}
+            for key, value in facts.items():
                 self.study.set_user_attr(key, value)
-            self.study.set_user_attr("direction", plan.direction)
             for point in grid_points(plan):
                 self.study.enqueue_trial(point)
         self.recover()
