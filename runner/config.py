@@ -354,8 +354,9 @@ def _check_trainer(check: _Checker, trainer: dict[str, Any]) -> None:
             "give null, balanced, or a weight >= 0 per class index",
             "Set e.g. trainer.class_weight=balanced or 'trainer.class_weight={0:1.0,1:5.0}'.",
         )
-    if "save_model" in trainer:
-        check.boolean("trainer.save_model")
+    for key in ("save_model", "evaluate_train"):
+        if key in trainer:
+            check.boolean(f"trainer.{key}")
 
 
 def _check_network(check: _Checker, model: dict[str, Any]) -> None:

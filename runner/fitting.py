@@ -68,6 +68,17 @@ def fit_model(
     return history
 
 
+def training_split_scores(
+    model: keras.Model, split: Split, n_classes: int, batch_size: int, sparse: bool = False
+) -> dict[str, float]:
+    """The trained model's loss and metrics on its training split, scored as the validation split
+    is (dropout off, the final weights): a train/validation gap free of dropout's noise."""
+    labels = split.y_train.astype("int64") if sparse else one_hot(split.y_train, n_classes)
+    data = tf.data.Dataset.from_tensor_slices((split.x_train, labels)).batch(batch_size)
+    logs = model.evaluate(data, verbose=0, return_dict=True)
+    return {key: float(value) for key, value in logs.items()}
+
+
 def class_weights(setting: Any, labels: np.ndarray, n_classes: int) -> dict[int, float] | None:
     """fit's class_weight: none, `balanced` (n / (classes x count) on the training split, as
     scikit-learn computes it), or the user's {class index: weight} with 1.0 for the others."""

@@ -78,7 +78,12 @@ NOT_FINGERPRINTED = {"label", "title", "objective", "results_dir", "resume", "lo
 def config_fingerprint(settings: dict[str, Any]) -> str:
     """A hash of everything that determines a variant's result."""
     relevant = {key: value for key, value in settings.items() if key not in NOT_FINGERPRINTED}
-    relevant["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in ("verbose", "threads")}
+    # evaluate_train off is left out: results from before the setting existed still match.
+    relevant["trainer"] = {
+        k: v
+        for k, v in settings["trainer"].items()
+        if k not in ("verbose", "threads") and not (k == "evaluate_train" and not v)
+    }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -160,7 +160,8 @@ def train_variant(
     import keras
     import tensorflow as tf
 
-    from runner.fitting import fit_model, forget_models
+    from runner.fitting import fit_model, forget_models, training_split_scores
+    from runner.objects import sparse_labels
     from runner.telemetry import TelemetryCallback, diagnostics_table, summarize_diagnostics
 
     tracker = None
@@ -181,12 +182,13 @@ def train_variant(
     outcome = _pack.outcome(settings, dataset, trial) if _pack is not None else None
     pruner = None
     if outcome is not None:  # trained with the other seeds of its pack
-        epochs, rows, nonfinite_epoch, seconds, error = (
+        epochs, rows, nonfinite_epoch, seconds, error, scores = (
             outcome.history,
             outcome.rows,
             outcome.nonfinite_epoch,
             outcome.seconds,
             outcome.error,
+            outcome.train_eval,
         )
         if outcome.traceback:
             write_atomic(output_dir / ERROR_FILE, outcome.traceback)
@@ -204,7 +206,7 @@ def train_variant(
             pruner = PruningCallback(trial, logged(ranking(settings)[0]))
         elif trial is not None:
             log.debug("%s: seeds of a trial trained one by one are not pruned (packed ones are)", settings["label"])
-        error = None
+        error, scores = None, None
         started = time.perf_counter()
         try:
             fit_model(
@@ -217,7 +219,11 @@ def train_variant(
                 callbacks=tracker.callbacks() if tracker is not None else None,
                 epoch_callbacks=[pruner] if pruner is not None else None,
             )
-            if settings["trainer"].get("save_model"):
+            trainer = settings["trainer"]
+            if trainer.get("evaluate_train"):
+                sparse = sparse_labels(trainer["loss"])
+                scores = training_split_scores(history.model, split, dataset.n_classes, trainer["batch_size"], sparse)
+            if trainer.get("save_model"):
                 save_network(history.model, output_dir / MODEL_FILE)
         except Exception as exc:  # a failed variant is data, not a crash
             forget_models()  # never reuse a model whose fit broke off
@@ -237,6 +243,8 @@ def train_variant(
             record["diverged_epoch"] is None or nonfinite_epoch < record["diverged_epoch"]
         ):
             record.update(status="diverged", diverged_epoch=nonfinite_epoch)
+    for key, value in (scores or {}).items():  # trainer.evaluate_train
+        record[f"train_eval_{key}"] = value
     if error is not None:
         record["status"] = "failed"
     pruned_epoch = outcome.pruned_epoch if outcome is not None else pruner.pruned_epoch if pruner else None

@@ -77,6 +77,25 @@ def test_each_member_trains_as_a_separate_run_with_its_seed(iris, optimizer, mod
         np.testing.assert_allclose(joined["value_x"], joined["value_y"], rtol=1e-3, atol=1e-6)
 
 
+def test_a_members_training_split_score_is_a_separate_runs(iris):
+    """trainer.evaluate_train: member i's loss and accuracy on its own training split, scored after
+    training, equal a separate run's, whose accuracy equals its predictions' share of hits."""
+    from runner.fitting import training_split_scores
+
+    settings = settings_for("adam", epochs=3, dropout_rate=0.0, depth=2, width=16)
+    settings["trainer"]["evaluate_train"] = True
+    members = packing.train_pack(settings, iris, SEEDS)
+    for seed, member in zip(SEEDS, members, strict=True):
+        split = split_dataset(iris, settings["trainer"]["validation_split"], seed)
+        seeded = {**settings, "trainer": {**settings["trainer"], "seed": seed}}
+        model = fit_model(seeded, split, iris.n_classes, "separate", reuse=False).model
+        scores = training_split_scores(model, split, iris.n_classes, settings["trainer"]["batch_size"])
+        hits = np.argmax(model.predict(split.x_train, verbose=0), axis=1) == split.y_train
+        assert scores["accuracy"] == pytest.approx(hits.mean(), abs=1e-6)
+        assert member.train_eval["accuracy"] == pytest.approx(scores["accuracy"], abs=1e-6)
+        assert member.train_eval["loss"] == pytest.approx(scores["loss"], rel=LOSS_TOLERANCE)
+
+
 def test_a_members_gradient_norms_are_its_own_as_a_gradient_tape_measures_them(iris):
     """One step per epoch (a batch larger than the training split): epoch 1's gradient norm of each
     layer is the norm of the gradient at the initial weights, measured here independently."""
@@ -178,7 +197,13 @@ def test_with_dropout_members_and_separate_runs_are_statistically_indistinguisha
 
 
 def test_a_packed_sweep_writes_what_an_unpacked_one_writes(cli, tmp_path):
-    common = ["-m", "trainer.seed=0,1,2", "trainer.epochs=2", "model.normalization=batch"]
+    common = [
+        "-m",
+        "trainer.seed=0,1,2",
+        "trainer.epochs=2",
+        "model.normalization=batch",
+        "trainer.evaluate_train=true",
+    ]
     packed = cli(*common, "results_dir=packed")
     separate = cli(*common, "results_dir=separate", "hydra.launcher.pack_seeds=false")
     assert packed.returncode == 0 and separate.returncode == 0, packed.stderr + separate.stderr
@@ -197,10 +222,12 @@ def test_a_packed_sweep_writes_what_an_unpacked_one_writes(cli, tmp_path):
             for root in (ours, theirs)
         ]
         assert configs[0] == configs[1]
-        record = json.loads((ours / name / "metrics.json").read_text())
+        record, alone = (json.loads((root / name / "metrics.json").read_text()) for root in (ours, theirs))
         assert record["status"] == "completed"
         packs.append(record["packed"])
-        assert json.loads((theirs / name / "metrics.json").read_text())["packed"] is None
+        assert alone["packed"] is None
+        assert record["train_eval_accuracy"] == pytest.approx(alone["train_eval_accuracy"], abs=1e-6)
+        assert record["train_eval_loss"] == pytest.approx(alone["train_eval_loss"], rel=LOSS_TOLERANCE)
     assert sum(size is not None and size >= 2 for size in packs) >= 2  # one pack, or one per worker
     summary = pd.read_csv(ours / "summary.csv")
     assert summary["runs"].tolist() == [3]

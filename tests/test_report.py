@@ -155,9 +155,9 @@ def test_three_seeds_cannot_decide_a_comparison_and_the_row_says_why(tmp_path):
     assert claim(claims, "All-zeros")["verdict"] == "not supported"
 
 
-def overfitting(results, gaps, seeds=12, training=None):
+def overfitting(results, gaps, seeds=12, training=None, scored=None):
     """The overfitting sweep: final training accuracy 1 (or `training`'s), validation that minus
-    the gap, per variant."""
+    the gap, per variant; `scored`: every run's training split scored after training (dropout off)."""
     sweep = results / "overfitting" / "reproduce"
     fake_sweep(sweep, "overfitting", [f"trainer.seed=range(0,{seeds})"])
     for (rate, penalty), gap in gaps.items():
@@ -166,7 +166,8 @@ def overfitting(results, gaps, seeds=12, training=None):
             swept = {"model.dropout_rate": rate, "model.regularizer": penalty}
             final = (training or {}).get((rate, penalty), 1.0)
             label = f"dropout={rate}, {penalty}"
-            fake_variant(sweep, swept, label, seed, [0.5, final - value], accuracy=[0.6, final])
+            extra = {"train_eval_accuracy": scored[(rate, penalty)]} if scored else {}
+            fake_variant(sweep, swept, label, seed, [0.5, final - value], accuracy=[0.6, final], **extra)
 
 
 def test_the_overfitting_claim_compares_each_regularizer_alone_and_says_why_a_tie_is_one(tmp_path):
@@ -194,6 +195,28 @@ def test_the_overfitting_claim_compares_each_regularizer_alone_and_says_why_a_ti
     assert "with dropout active, which narrows a dropout variant's logged gap by itself" in row["evidence"]
     assert "Inconclusive: 1 tie(s) with a 95% interval that includes 0, the widest" in row["evidence"]
     assert "(l2 vs neither, train - val accuracy gap, 12 seeds)" in row["evidence"]
+
+
+def test_where_the_training_split_was_scored_the_gap_is_free_of_dropouts_noise(tmp_path):
+    """Dropout's logged training accuracy (0.8) narrows its logged gap by itself; scored after
+    training with dropout off (1.0, as without dropout), its gap is as wide as without."""
+    gaps = {("0.0", "none"): [0.26, 0.25, 0.27], ("0.5", "none"): [0.06, 0.05, 0.07]}
+    training = {("0.5", "none"): 0.8}  # validation accuracy 0.74 +- 0.01 for both
+    overfitting(tmp_path / "logged", gaps, training=training)
+    logged = claim(claims_of(tmp_path / "logged"), "Where a network overfits")
+    overfitting(tmp_path / "scored", gaps, training=training, scored={key: 1.0 for key in gaps})
+    row = claim(claims_of(tmp_path / "scored"), "Where a network overfits")
+
+    (narrower,) = logged["comparisons"]
+    assert narrower["verdict"] == "yes" and narrower["difference"] == pytest.approx(0.2)
+    assert "with dropout active" in logged["evidence"]
+    (dropout,) = row["comparisons"]
+    assert dropout["difference"] == pytest.approx(0.0, abs=1e-9) and dropout["verdict"] == "tie"
+    assert (
+        "training accuracy scored after training (dropout off) minus validation accuracy: neither 0.26"
+        in (row["evidence"])
+    )
+    assert "with dropout active" not in row["evidence"]
 
 
 def test_a_small_mixed_difference_is_a_tie_and_holm_adjusts_over_the_whole_report(tmp_path):

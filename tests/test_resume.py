@@ -135,3 +135,17 @@ def test_a_worker_killed_mid_variant_stops_the_sweep_with_a_clear_message(tmp_pa
     assert code == 1
     assert "A worker process ended abruptly while it trained a variant" in output
     assert "resume=latest" in output and "Traceback" not in output
+
+
+def test_results_from_before_evaluate_train_existed_still_match_when_it_is_off():
+    """trainer.evaluate_train off adds nothing to a variant's fingerprint (results written before
+    the setting existed are not retrained on resume); on, the fingerprint changes."""
+    from runner.config import default_settings
+    from runner.results import config_fingerprint
+
+    settings = default_settings()
+    assert settings["trainer"]["evaluate_train"] is False
+    before = {**settings, "trainer": {k: v for k, v in settings["trainer"].items() if k != "evaluate_train"}}
+    assert config_fingerprint(settings) == config_fingerprint(before)
+    scored = {**settings, "trainer": {**settings["trainer"], "evaluate_train": True}}
+    assert config_fingerprint(scored) != config_fingerprint(settings)

@@ -234,20 +234,29 @@ def claim_residual(runs: Runs) -> tuple[str, list[str]]:
     return "final val_accuracy: " + ", ".join(texts), parts
 
 
+def gap_measure(runs: Runs) -> tuple[str, str]:
+    """The train/validation gap's column and its words: the training split scored after training
+    with dropout off (trainer.evaluate_train) where every run has it, else Keras' logged accuracy."""
+    if runs.frame["clean_gap"].notna().all():
+        return "clean_gap", "training accuracy scored after training (dropout off) minus validation accuracy"
+    return "gap", "final training minus validation accuracy"
+
+
 def claim_regularization(dropout: Runs | None, regularizer: Runs | None) -> tuple[str, list[str]]:
     parts, texts = [], []
     for runs, key, baseline in ((dropout, "model.dropout_rate", "0.0"), (regularizer, "model.regularizer", "none")):
         if runs is None or key not in runs.frame:
             continue
-        base = runs.stat("gap", f"{key.split('.')[-1]}={baseline}", **{key.replace(".", "__"): baseline})
-        texts.append(str(base))
+        column, words = gap_measure(runs)
+        base = runs.stat(column, f"{key.split('.')[-1]}={baseline}", **{key.replace(".", "__"): baseline})
+        texts.append(f"{words}: {base}" if not texts or words not in texts[0] else str(base))
         for value in runs.frame[key].map(str).unique():
             if value == baseline:
                 continue
-            stat = runs.stat("gap", f"{key.split('.')[-1]}={value}", **{key.replace(".", "__"): value})
+            stat = runs.stat(column, f"{key.split('.')[-1]}={value}", **{key.replace(".", "__"): value})
             parts.append(compare(stat, base, higher_is_better=False, measure="train - val accuracy gap"))
             texts.append(str(stat))
-    return "final training minus validation accuracy: " + ", ".join(texts), parts
+    return ", ".join(texts), parts
 
 
 def claim_overfitting(runs: Runs) -> tuple[str, list[str]]:
@@ -262,16 +271,14 @@ def claim_overfitting(runs: Runs) -> tuple[str, list[str]]:
     alone = [(f"dropout={rate}", {**neither, "model__dropout_rate": rate}) for rate in rates]
     alone += [(penalty, {**neither, "model__regularizer": penalty}) for penalty in penalties]
     variants = [("neither", neither), *alone]
-    gaps = [runs.stat("gap", label, **values) for label, values in variants]
+    column, words = gap_measure(runs)
+    gaps = [runs.stat(column, label, **values) for label, values in variants]
     accuracies = [runs.stat("final_val_accuracy", label, **values) for label, values in variants]
-    evidence = (
-        f"final training minus validation accuracy: {', '.join(map(str, gaps))}; "
-        f"final val_accuracy: {', '.join(map(str, accuracies))}"
-    )
+    evidence = f"{words}: {', '.join(map(str, gaps))}; final val_accuracy: {', '.join(map(str, accuracies))}"
     worse = [stat.label for stat in accuracies[1:] if stat.mean < accuracies[0].mean - UNDERFIT_MARGIN]
     if worse:  # a narrower gap bought with lower validation accuracy is underfitting
         evidence += f" ({', '.join(worse)} narrow(s) the gap by learning less: lower val_accuracy than neither)"
-    if rates:  # Keras logs training accuracy with dropout on, which lowers it by itself
+    if rates and column == "gap":  # Keras logs training accuracy with dropout on, which lowers it by itself
         evidence += (
             ". Training accuracy is Keras' running mean with dropout active, which narrows a dropout variant's "
             "logged gap by itself: read its narrowing as an upper bound"
