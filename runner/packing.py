@@ -18,7 +18,7 @@ import tensorflow as tf
 from runner.data import Split, one_hot
 from runner.fitting import adopt_state, epoch_batches, keep, take_kept, traced_settings
 from runner.model import build_optimizer, mlp_layers
-from runner.packs import DRAWN
+from runner.packs import DRAWN, rate_packable
 from runner.telemetry import VectorMean, activation_stats
 
 
@@ -157,9 +157,14 @@ class PackedModel(keras.Model):
     """The packed network with a train and test step that keep every member's loss its own: the
     loss is the sum of the members' losses, so each member's gradient is that of its own loss."""
 
-    def __init__(self, *args, members: int = 1, clipnorm=None, global_clipnorm=None, **kwargs):
+    def __init__(self, *args, members: int = 1, clipnorm=None, global_clipnorm=None, scaled=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.members = members
+        # Each member's SGD learning rate, where they differ: its gradient is scaled by it and the
+        # optimizer's rate is 1 (SGD's update is then each member's own, to the bit).
+        self.member_rates = (
+            keras.Variable(np.ones(members, "float32"), trainable=False, name="member_rates") if scaled else None
+        )
         self.clipnorm, self.global_clipnorm = clipnorm, global_clipnorm  # applied per member here
         self.loss_mean = MemberMean(members, "loss")
         self.accuracy_mean = MemberMean(members, "accuracy")
@@ -191,7 +196,7 @@ class PackedModel(keras.Model):
         weights = self.trainable_weights
         gradients = tape.gradient(total, weights)
         if self.gradient_stats is None:
-            self.optimizer.apply_gradients(zip(self._clipped(gradients), weights, strict=True))
+            self.optimizer.apply_gradients(zip(self._scaled(self._clipped(gradients)), weights, strict=True))
         else:
             self._apply_and_record(weights, gradients)
         return self._update(x, y, y_pred, losses)
@@ -214,6 +219,13 @@ class PackedModel(keras.Model):
             clipped = [g * scale for g in flat]
         return [tf.reshape(g, tf.shape(original)) for g, original in zip(clipped, gradients, strict=True)]
 
+    def _scaled(self, gradients):
+        """Each member's part of every gradient times its own learning rate (member_rates)."""
+        if self.member_rates is None:
+            return gradients
+        rates = self.member_rates[:, None]
+        return [tf.reshape(tf.reshape(g, (self.members, -1)) * rates, tf.shape(g)) for g in gradients]
+
     def _apply_and_record(self, weights, gradients):
         members = self.members
 
@@ -223,7 +235,7 @@ class PackedModel(keras.Model):
         position = {id(weight): index for index, weight in enumerate(weights)}
         kernels = [layer.kernel for layer in self.kernels]
         before = [tf.identity(kernel.value) for kernel in kernels]
-        self.optimizer.apply_gradients(zip(self._clipped(gradients), weights, strict=True))
+        self.optimizer.apply_gradients(zip(self._scaled(self._clipped(gradients)), weights, strict=True))
         squares = [per_member(gradients[position[id(kernel)]]) for kernel in kernels]
         kernel_ids = {id(kernel) for kernel in kernels}
         others = [
@@ -249,6 +261,7 @@ def packed_network(
     n_features: int,
     n_classes: int,
     models: list[dict[str, Any]] | None = None,
+    learning_rates: list[float] | None = None,
     **clipping,
 ) -> PackedModel:
     """The packed twin of the built-in network (runner.model.mlp_layers) with member i's initial
@@ -280,7 +293,10 @@ def packed_network(
         if settings.get("residual") and index > 0 and skip.shape[-1] == hidden.shape[-1]:
             hidden = keras.layers.Add(name=f"residual_{index + 1}")([skip, hidden])
     outputs = _packed_layer(output_layer, members, hidden, seeds, output=True)
-    model = PackedModel(inputs=inputs, outputs=outputs, members=members, **clipping)
+    scaled = learning_rates is not None
+    model = PackedModel(inputs=inputs, outputs=outputs, members=members, scaled=scaled, **clipping)
+    if scaled:
+        model.member_rates.assign(np.asarray(learning_rates, dtype="float32"))
     for layer in model.kernels:
         kernels, biases = zip(*initial[layer.name], strict=True)
         layer.kernel.assign(np.stack(kernels))
@@ -426,12 +442,18 @@ def _rows(epoch: int, layer: str, depth: int, values: dict[str, float]) -> list[
 
 
 def train_pack(
-    settings: dict[str, Any], dataset, seeds: list[int], trial=None, models: list[dict[str, Any]] | None = None
+    settings: dict[str, Any],
+    dataset,
+    seeds: list[int],
+    trial=None,
+    models: list[dict[str, Any]] | None = None,
+    learning_rates: list[float] | None = None,
 ) -> list[MemberOutcome]:
     """Train the members `seeds` of the variant `settings` (its trainer.seed aside) as one model,
-    member i's initial weights drawn by `models[i]` where given (an initializer sweep's variants);
-    one outcome per member. A search `trial` is told the members' mean objective after each epoch
-    and may stop them all (runner.pruning)."""
+    member i's initial weights drawn by `models[i]` where given (an initializer sweep's variants),
+    its SGD learning rate `learning_rates[i]` where given (a rate sweep's); one outcome per member.
+    A search `trial` is told the members' mean objective after each epoch and may stop them all
+    (runner.pruning)."""
     trainer, options = settings["trainer"], settings.get("telemetry") or {}
     splits = member_splits(dataset, settings, seeds)
     shapes = {(split.x_train.shape, split.x_val.shape) for split in splits}
@@ -440,15 +462,28 @@ def train_pack(
     n_features = splits[0].x_train.shape[1]
     optimizer = dict(settings["optimizer"])
     clipping = {key: optimizer.pop(key, None) for key in ("clipnorm", "global_clipnorm")}
+    if learning_rates is not None:
+        if not rate_packable(optimizer) or len(learning_rates) != len(seeds):
+            raise PackingError("members' learning rates differ where the optimizer is not SGD at a constant rate")
+        optimizer["learning_rate"] = 1.0
     train, validation, steps = packed_pipeline(
         splits, seeds, dataset.n_classes, trainer["batch_size"], trainer["epochs"]
     )
-    signature = _signature(settings, optimizer, clipping, seeds, (n_features, dataset.n_classes, steps))
+    shapes = (n_features, dataset.n_classes, steps, learning_rates is not None)
+    signature = _signature(settings, optimizer, clipping, seeds, shapes)
     kept = take_kept(signature)
     if kept is None:
         keras.utils.clear_session(free_memory=False)
     tf.config.experimental.enable_op_determinism()
-    model = packed_network(settings["model"], seeds, n_features, dataset.n_classes, models=models, **clipping)
+    model = packed_network(
+        settings["model"],
+        seeds,
+        n_features,
+        dataset.n_classes,
+        models=models,
+        learning_rates=learning_rates,
+        **clipping,
+    )
     if kept is None:
         # A whole epoch per call of the compiled step: the recorder reads logs and weights per epoch only.
         model.compile(optimizer=build_optimizer(optimizer), steps_per_execution=steps)

@@ -50,16 +50,37 @@ def drawn_settings(config: DictConfig | dict) -> dict[str, Any]:
     return {key: model.get(key) for key in DRAWN}
 
 
+# SGD's settings under which a member's update is its gradient times its own learning rate, exactly:
+# none that reads the rate or the raw gradient inside the optimizer.
+_SCALED_RATE_OFF = ("weight_decay", "clipvalue", "loss_scale_factor", "gradient_accumulation_steps")
+
+
+def rate_packable(optimizer: DictConfig | dict) -> bool:
+    """Whether variants that differ only in this optimizer's learning rate can share a pack: SGD
+    (with or without momentum) at a constant rate, each member's gradient scaled by its own."""
+    rate = optimizer.get("learning_rate")
+    return (
+        optimizer.get("_target_") == "keras.optimizers.SGD"
+        and isinstance(rate, (int, float))
+        and not isinstance(rate, bool)
+        and not any(optimizer.get(key) for key in _SCALED_RATE_OFF)
+    )
+
+
 def pack_key(config: DictConfig) -> str | None:
-    """variant_key without the initial weights' settings: jobs with equal keys can share a pack."""
+    """variant_key without the initial weights' settings (and SGD's constant learning rate): jobs
+    with equal keys can share a pack."""
     task = OmegaConf.to_container(config, resolve=False)
     task.pop("hydra", None)
     task["trainer"].pop("seed", None)
     for key in DRAWN:
         task["model"].pop(key, None)
+    reads = ["trainer.seed", *(f"model.{name}" for name in DRAWN)]
+    if rate_packable(task["optimizer"]):
+        task["optimizer"].pop("learning_rate")
+        reads.append("optimizer.learning_rate")
     task.pop("label", None)  # names a variant, e.g. Init-${model.weights_initializer}
     key = json.dumps(task, sort_keys=True, default=str)
-    reads = ["trainer.seed", *(f"model.{name}" for name in DRAWN)]
     return None if any(name in key for name in reads) else key
 
 
@@ -75,15 +96,17 @@ def variant_key(config: DictConfig) -> str | None:
 
 
 def member_key(config: DictConfig | dict) -> str:
-    """What tells a pack's members apart: their initial weights' settings and seed."""
-    return json.dumps([drawn_settings(config), config["trainer"]["seed"]], sort_keys=True, default=str)
+    """What tells a pack's members apart: their initial weights' settings, learning rate and seed."""
+    rate = config["optimizer"].get("learning_rate")
+    return json.dumps([drawn_settings(config), rate, config["trainer"]["seed"]], sort_keys=True, default=str)
 
 
 def plan_packs(
     configs: Sequence[DictConfig | None], workers: int, size: int, across_variants: bool = True
 ) -> list[list[int]]:
     """The jobs (indexes into `configs`) to run together: packs of at most `size` seeds of one
-    variant (of variants that differ only in their initial weights' settings, `across_variants`),
+    variant (of variants that differ only in their initial weights' settings or SGD's learning
+    rate, `across_variants`),
     split further so that every worker has one where there are fewer packs than workers; every
     other job alone. A None config (not composed here) runs alone."""
     groups: dict[str, list[int]] = {}

@@ -339,7 +339,8 @@ def summarize_history(epochs: dict[str, list[float]], metric: str, mode: str | N
 
 class _Pack:
     """The jobs a worker runs one after the other as members of one packed model (runner.packs
-    planned them: their configs differ in trainer.seed and the initial weights' settings alone):
+    planned them: their configs differ in trainer.seed, the initial weights' settings and SGD's
+    learning rate alone):
     the first to train trains them all (also those a resumed sweep will skip: their results are
     not written)."""
 
@@ -349,6 +350,7 @@ class _Pack:
         self.members = members  # runner.packs.member_key of each job
         self.seeds = [int(config.trainer.seed) for config in configs]
         self.drawn = [drawn_settings(config) for config in configs]
+        self.rates = [config.optimizer.get("learning_rate") for config in configs]
         self.outcomes: dict[str, Any] | None = None
         self._dataset: tuple[str, Dataset] | None = None
 
@@ -371,7 +373,8 @@ class _Pack:
         if self.outcomes is None:
             models = [{**settings["model"], **drawn} for drawn in self.drawn]
             try:
-                outcomes = packing.train_pack(settings, dataset, self.seeds, trial, models=models)
+                rates = self.rates if len(set(map(repr, self.rates))) > 1 else None  # an SGD rate sweep's
+                outcomes = packing.train_pack(settings, dataset, self.seeds, trial, models=models, learning_rates=rates)
             except packing.PackingError as reason:
                 log.info("%s: its pack's members run one by one: %s", settings["label"], reason)
                 outcomes = [None] * len(self.members)

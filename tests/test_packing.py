@@ -301,22 +301,61 @@ def test_variants_that_differ_only_in_initial_weights_share_a_pack():
     ]  # fmt: skip
 
 
-def test_an_initializer_sweep_packed_across_variants_trains_as_separate_runs(cli, tmp_path):
+def test_sgd_learning_rates_share_a_pack_where_each_members_update_stays_its_own():
+    from runner.packs import plan_packs
+
+    def sweep(*overrides):
+        return [job for rate in (0.01, 0.1) for job in composed(f"optimizer.learning_rate={rate}", *overrides)]
+
+    assert plan_packs(sweep("optimizer=sgd", "optimizer.momentum=0.9"), workers=1, size=100) == [list(range(12))]
+    apart = [
+        ["optimizer=adam"],
+        ["optimizer=sgd", "optimizer.clipvalue=0.5"],
+        ["optimizer=sgd", "+optimizer.weight_decay=0.1"],
+    ]
+    for other in apart:
+        assert plan_packs(sweep(*other), workers=1, size=100) == [list(range(6)), list(range(6, 12))], other
+
+
+@pytest.mark.parametrize("nesterov, clipnorm", [(False, None), (True, 0.05)])
+def test_members_with_their_own_sgd_learning_rates_train_as_separate_runs(iris, nesterov, clipnorm):
+    """Each member's gradient (clipped where asked) times its own rate, under a rate of 1: SGD's
+    update, momentum too, is the separate run's; telemetry sees the unscaled gradient, as there."""
+    settings = settings_for("sgd", epochs=3, depth=3, width=16, normalization="batch")
+    settings["optimizer"].update(momentum=0.9, nesterov=nesterov, clipnorm=clipnorm)
+    rates = [0.01, 0.1, 0.05]
+    members = packing.train_pack(settings, iris, SEEDS, learning_rates=rates)
+    for seed, rate, member in zip(SEEDS, rates, members, strict=True):
+        history, rows = separate_run(
+            {**settings, "optimizer": {**settings["optimizer"], "learning_rate": rate}}, iris, seed
+        )
+        np.testing.assert_allclose(member.history["loss"], history["loss"], rtol=LOSS_TOLERANCE)
+        np.testing.assert_allclose(member.history["val_accuracy"], history["val_accuracy"], atol=1e-6)
+        ours, theirs = pd.DataFrame(member.rows), pd.DataFrame(rows)
+        joined = ours.merge(theirs, on=["epoch", "layer", "depth", "metric"], how="inner")
+        assert len(joined) == len(theirs)
+        np.testing.assert_allclose(joined["value_x"], joined["value_y"], rtol=1e-3, atol=1e-6)
+    assert not np.allclose(members[0].history["loss"], members[1].history["loss"])
+
+
+def test_an_initializer_and_sgd_rate_sweep_packed_across_variants_trains_as_separate_runs(cli, tmp_path):
     common = [
         "-m", "model.weights_initializer=glorot_uniform,he_normal", "model.weights_scale=null", "trainer.seed=0,1",
-        "trainer.epochs=3", "hydra.launcher.n_jobs=1",
+        "optimizer=sgd", "optimizer.learning_rate=0.05,0.1", "trainer.epochs=3", "hydra.launcher.n_jobs=1",
     ]  # fmt: skip
     packed = cli(*common, "hydra.sweep.dir=packed")
     separate = cli(*common, "hydra.sweep.dir=separate", "hydra.launcher.pack_seeds=false")
     assert packed.returncode == 0 and separate.returncode == 0, packed.stderr + separate.stderr
     folders = sorted(path.parent.name for path in (tmp_path / "packed").glob("*/metrics.json"))
-    assert len(folders) == 4
+    assert len(folders) == 8
     for name in folders:
         record = json.loads((tmp_path / "packed" / name / "metrics.json").read_text())
-        assert record["packed"] == 4  # both initializers' two seeds in one model
+        assert record["packed"] == 8  # both initializers' and rates' two seeds in one model
         a, b = (pd.read_csv(tmp_path / root / name / "history.csv") for root in ("packed", "separate"))
         np.testing.assert_allclose(a["loss"], b["loss"], rtol=LOSS_TOLERANCE)
         np.testing.assert_allclose(a["val_accuracy"], b["val_accuracy"], atol=1e-6)
-    glorot = pd.read_csv(tmp_path / "packed" / folders[0] / "history.csv")["loss"]
-    he = pd.read_csv(tmp_path / "packed" / folders[2] / "history.csv")["loss"]
-    assert not np.allclose(glorot, he)  # each member drew its own initializer's weights
+    losses = {name: pd.read_csv(tmp_path / "packed" / name / "history.csv")["loss"] for name in folders}
+    glorot, faster, he = (folders[0], folders[2], folders[4])  # seed 0: glorot at 0.05 and 0.1, he at 0.05
+    assert "glorot" in glorot and "learning_rate=0.1," in faster and "he_normal" in he
+    assert not np.allclose(losses[glorot], losses[he])  # each member drew its own initializer's weights
+    assert not np.allclose(losses[glorot], losses[faster])  # and stepped at its own rate
