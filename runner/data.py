@@ -68,8 +68,11 @@ def load_dataset(data: dict[str, Any]) -> Dataset:
         raise
     except Exception as error:
         cause = _root_cause(error)
+        if isinstance(cause, DataError):  # runner's own loader named the problem and its fix
+            raise cause from None
         raise DataError(
-            f"data._target_={target} failed: {type(cause).__name__}: {cause}. Fix the loader or its arguments "
+            f"data._target_={target} failed: {type(cause).__name__}: {str(cause).rstrip('.')}. "
+            "Fix the loader or its arguments "
             f"({', '.join(f'data.{key}' for key in arguments) or 'none given'})."
         ) from None
     dataset = as_dataset(loaded, name, str(target))
