@@ -114,12 +114,13 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     split: set[str] = set()
     composed: dict[tuple[str, ...], DictConfig] = {}
     variants: dict[str, dict[str, Any]] = {}  # by the config but its seed: resolved and checked once
+    checked: list[dict[str, Any]] = []
     for job_overrides, job_config in compose_jobs(loader, config, jobs or []):
         composed[tuple(job_overrides)] = job_config
         variant = variant_key(job_config)
         if variant is not None and variant in variants:
-            checked = variants[variant]
-            settings = {**checked, "trainer": {**checked["trainer"], "seed": job_config.trainer.seed}}
+            same = variants[variant]
+            settings = {**same, "trainer": {**same["trainer"], "seed": job_config.trainer.seed}}
             validate(settings)
         else:
             HydraConfig.instance().set_config(job_config)  # labels may read ${hydra:runtime.choices...}
@@ -129,6 +130,9 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
                 variants[variant] = settings
             check_targets(settings)
             check_width_used(given, settings["model"])
+        checked.append(settings)
+    # Data and networks only once every job's settings are valid: a mistake in any is named at once.
+    for settings in checked:
         data_key = repr(settings["data"])  # loaded once; split once per split and seed
         split_key = repr((data_key, settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
         if split_key not in split:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,32 @@ def cli(tmp_path):
         return run_cli(*args, cwd=tmp_path, **kwargs)
 
     return call
+
+
+_started: dict[str, tuple[Future, Path]] = {}
+_two_at_a_time = ThreadPoolExecutor(max_workers=2)
+
+
+@pytest.fixture
+def refused_ahead(request, tmp_path_factory):
+    """For a parametrized test of commands that a user's mistake stops early: `run(command)` gives
+    this case's `python -m runner` result and the folder it ran in. The first case to run starts
+    every selected case of its test, two at a time (each spends most of its time importing, and two
+    overlap well on two cores). `command(params, folder)` returns the case's arguments and writes
+    any file it needs into `folder`."""
+
+    def run(command):
+        node = request.node
+        if node.nodeid not in _started:
+            for item in request.session.items:
+                if getattr(item, "originalname", None) == node.originalname and item.module is node.module:
+                    folder = tmp_path_factory.mktemp("refused")
+                    arguments = command(item.callspec.params, folder)
+                    _started[item.nodeid] = (_two_at_a_time.submit(run_cli, *arguments, cwd=folder), folder)
+        future, folder = _started.pop(node.nodeid)
+        return future.result(), folder
+
+    return run
 
 
 def assert_refused(done: subprocess.CompletedProcess, message: str, folder: Path) -> None:

@@ -142,6 +142,8 @@ BAD_INPUTS = [
     ),
     (["resume=latest"], "resume=latest continues a sweep, and this command runs a single variant: add -m"),
     (["-m", "optimizer.learning_rate=0.01,-1"], "Invalid optimizer.learning_rate=-1"),
+    # Every job's settings are checked before any data is read: the second job's rate, not the file.
+    (["-m", "data=csv", "data.path=nowhere.csv", "data.target=y", "optimizer.learning_rate=0.01,-1"], "=-1: it must"),
     (["-m", "optimizer=adamm"], "Unknown optimizer 'adamm'"),
     (["-m", "--cfg", "job", "experiment=dropout"], "--cfg and --info show one composed config and train nothing"),
     (["optimizer=sgd", "optimizer.nesterov=maybe"], "Invalid optimizer.nesterov='maybe': it must be true or false"),
@@ -161,10 +163,13 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_fails_clearly_before_training(cli, tmp_path, args, message):
-    flags = [arg for arg in args if arg.startswith("-") or arg == "job"]
-    overrides = [arg for arg in args if arg not in flags]
-    assert_refused(cli(*flags, "trainer.epochs=1", *overrides), message, tmp_path)
+def test_bad_input_fails_clearly_before_training(refused_ahead, args, message):
+    def command(params, folder):
+        flags = [arg for arg in params["args"] if arg.startswith("-") or arg == "job"]
+        return [*flags, "trainer.epochs=1", *(arg for arg in params["args"] if arg not in flags)]
+
+    done, folder = refused_ahead(command)
+    assert_refused(done, message, folder)
 
 
 CSV_CASES = {

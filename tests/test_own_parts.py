@@ -138,11 +138,15 @@ class FailAfter(keras.callbacks.Callback):
 """
 
 
+def write_users_modules(folder):
+    for name, text in (("my_models", MODELS), ("my_data", DATA), ("my_callbacks", CALLBACKS)):
+        (folder / f"{name}.py").write_text(textwrap.dedent(text))
+
+
 @pytest.fixture
 def users_folder(tmp_path, monkeypatch):
     """A user's folder with their own modules, the current directory (as with `python -m runner`)."""
-    for name, text in (("my_models", MODELS), ("my_data", DATA), ("my_callbacks", CALLBACKS)):
-        (tmp_path / f"{name}.py").write_text(textwrap.dedent(text))
+    write_users_modules(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
@@ -275,11 +279,17 @@ BAD_TARGETS = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_TARGETS, ids=[" ".join(a) for a, _ in BAD_TARGETS])
-def test_a_bad_target_is_named_before_anything_is_written(cli, users_folder, args, message):
-    base = ["model=custom", "data=custom", "data._target_=my_data.images"] if args[0].startswith("model") else []
-    if args[0].startswith("data"):
-        base = ["data=custom"]
-    assert_refused(cli(*base, *args, "trainer.epochs=1"), message, users_folder)
+def test_a_bad_target_is_named_before_anything_is_written(refused_ahead, args, message):
+    def command(params, folder):
+        write_users_modules(folder)
+        args = params["args"]
+        base = ["model=custom", "data=custom", "data._target_=my_data.images"] if args[0].startswith("model") else []
+        if args[0].startswith("data"):
+            base = ["data=custom"]
+        return [*base, *args, "trainer.epochs=1"]
+
+    done, folder = refused_ahead(command)
+    assert_refused(done, message, folder)
 
 
 def test_the_digits_cnn_experiment_runs_end_to_end_at_tiny_size(tmp_path):

@@ -140,8 +140,9 @@ def test_a_killed_search_resumes_the_same_study(tmp_path):
         (["model.width=tag(int,interval(1.5,3.5))"], "a whole-number interval needs whole-number ends"),
     ],
 )
-def test_a_mistaken_search_is_refused_before_training(cli, tmp_path, arguments, message):
-    assert_refused(cli(*SEARCH, *arguments), message, tmp_path)
+def test_a_mistaken_search_is_refused_before_training(refused_ahead, arguments, message):
+    done, folder = refused_ahead(lambda params, folder: [*SEARCH, *params["arguments"]])
+    assert_refused(done, message, folder)
 
 
 def test_a_study_continued_with_a_larger_budget_tries_new_values(cli, tmp_path):
