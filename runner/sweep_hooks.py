@@ -71,6 +71,27 @@ def _user_error(error: BaseException | None) -> ConfigError | None:
     return None
 
 
+PROCESSES_LAUNCHER = "hydra_plugins.runner_launcher.processes_launcher.ProcessesLauncher"
+
+
+def check_launcher(launcher: DictConfig) -> None:
+    """runner's launcher's settings, named as a user's mistake (Hydra builds the launcher after
+    this check and would report its error as its own, with status 1)."""
+    if launcher.get("_target_") != PROCESSES_LAUNCHER:
+        return
+    n_jobs, pack_size = launcher.get("n_jobs"), launcher.get("pack_size")
+    if n_jobs == 0:
+        raise ConfigError(
+            "Invalid hydra.launcher.n_jobs=0: it runs nothing. Give a number of workers, -1 for one per core "
+            "(per GPU on a GPU machine) or -2 for all but one."
+        )
+    if isinstance(pack_size, int) and pack_size < 1:
+        raise ConfigError(
+            f"Invalid hydra.launcher.pack_size={pack_size}: it packs no seed. Give the most seeds one packed model "
+            "may hold (100 by default), or hydra.launcher.pack_seeds=false to train each seed on its own."
+        )
+
+
 def check_sweep(config: DictConfig) -> dict[str, Any]:
     """Compose and validate every job of the sweep, and check each distinct data set once; then
     keep the composed configs for the launcher, write the facts the jobs read, and return them."""
@@ -94,6 +115,7 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
         where = config.hydra.runtime.choices.get("experiment") or config.get("name")
         raise ConfigError(f"In the sweep of experiment={where} (hydra.sweeper.params): {error}") from None
     check_resume(config)
+    check_launcher(config.hydra.launcher)
     overrides = sweep_overrides(config, loader)
     swept = sorted({o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()} - {"experiment"})
     given = {o.get_key_element().lstrip("+~") for o in overrides}

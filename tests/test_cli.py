@@ -145,6 +145,8 @@ BAD_INPUTS = [
     # Every job's settings are checked before any data is read: the second job's rate, not the file.
     (["-m", "data=csv", "data.path=nowhere.csv", "data.target=y", "optimizer.learning_rate=0.01,-1"], "=-1: it must"),
     (["-m", "optimizer=adamm"], "Unknown optimizer 'adamm'"),
+    (["-m", "hydra.launcher.pack_size=0"], "Invalid hydra.launcher.pack_size=0: it packs no seed. Give the most seeds"),
+    (["-m", "hydra.launcher.n_jobs=0"], "Invalid hydra.launcher.n_jobs=0: it runs nothing. Give a number of workers"),
     (["-m", "--cfg", "job", "experiment=dropout"], "--cfg and --info show one composed config and train nothing"),
     (["optimizer=sgd", "optimizer.nesterov=maybe"], "Invalid optimizer.nesterov='maybe': it must be true or false"),
     (["optimizer.momentum=-1"], "Invalid optimizer.momentum=-1: it must be in [0, 1)"),
