@@ -408,24 +408,34 @@ def _check_network(check: _Checker, model: dict[str, Any]) -> None:
         )
 
 
+# What keras.optimizers.Optimizer takes for every optimizer (tests/test_config.py compares with
+# its signature): a preset's node may add these to the ones it lists.
+OPTIMIZER_COMMON = (
+    "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema", "ema_momentum",
+    "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps",
+)  # fmt: skip
+
+
 def _check_optimizer(check: _Checker, optimizer: dict[str, Any]) -> None:
-    """A preset's hyperparameters, each in range; another target's are checked against its signature."""
+    """A preset's hyperparameters, each in range; another target's (or a user's own option of a
+    Keras optimizer) are checked against its signature."""
     name = optimizer.get("name")
     presets = [option for option in group_options("optimizer") if option != "custom"]
     by_target = {group_option("optimizer", option)["_target_"]: option for option in presets}
-    if by_target.get(optimizer["_target_"]) is None:  # another optimizer: its signature is checked
+    preset = by_target.get(optimizer["_target_"])
+    if preset is None or (name != preset and name not in presets):  # its signature is checked
         rate = optimizer.get("learning_rate")
         if rate is not None and not is_target(rate):
             check.positive("optimizer.learning_rate")
         return
-    if by_target[optimizer["_target_"]] != name and "optimizer.name" not in check.names:
+    if preset != name and "optimizer.name" not in check.names:
         raise ConfigError(
             f"optimizer.name={name} keeps the settings of optimizer={by_target[optimizer['_target_']]} "
             f"({optimizer['_target_']}). Pick the optimizer with optimizer={name}, which brings its own settings, "
             f"not optimizer.name={name}."
         )
     own = set(group_option("optimizer", name))
-    check.known_keys("optimizer", own, name)
+    check.known_keys("optimizer", own | set(OPTIMIZER_COMMON), name)
     check.present("optimizer", group_option("optimizer", name))
     if not is_target(optimizer["learning_rate"]):
         check.positive("optimizer.learning_rate")

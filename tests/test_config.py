@@ -245,3 +245,33 @@ def test_a_value_given_twice_runs_once():
 
     overrides = OverridesParser.create().parse_overrides(["trainer.seed=0,0,1", "optimizer=adam"])
     assert grid_jobs(overrides) == [["trainer.seed=0", "optimizer=adam"], ["trainer.seed=1", "optimizer=adam"]]
+
+
+def test_what_every_keras_optimizer_takes_is_what_every_preset_accepts():
+    """OPTIMIZER_COMMON is the arguments the presets' Keras optimizers all take (but the rate and
+    the name): this fails when Keras adds or drops one."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    from runner.config import OPTIMIZER_COMMON, group_option, group_options
+
+    shared = None
+    for option in group_options("optimizer"):
+        if option == "custom":
+            continue
+        parameters = set(inspect.signature(get_class(group_option("optimizer", option)["_target_"])).parameters)
+        shared = parameters if shared is None else shared & parameters
+    assert shared - {"learning_rate", "name", "kwargs"} == set(OPTIMIZER_COMMON)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["optimizer=sgd", "+optimizer.weight_decay=0.01", "+optimizer.use_ema=true"],
+        ["optimizer=custom", "optimizer._target_=keras.optimizers.SGD", "+optimizer.weight_decay=0.01"],
+    ],
+)
+def test_a_keras_optimizers_own_arguments_are_accepted(overrides):
+    """SGD takes weight_decay, as every Keras optimizer does; the custom option may name SGD."""
+    validate(settings(compose_config(*overrides)))
