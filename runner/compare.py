@@ -133,7 +133,10 @@ def summarize_runs(runs: pd.DataFrame, metric: str, mode: str | None = None) -> 
     summary = grouped[swept].first() if swept else pd.DataFrame(index=grouped.size().index)
     summary["runs"] = grouped.size()
     summary["status"] = grouped["status"].agg(_status_text)
-    extra = [c for c in runs if c.startswith(("final_", "best_")) and c not in NUMERIC_COLUMNS]  # trainer.metrics'
+    # trainer.metrics' final and best values, and trainer.evaluate_train's scores
+    extra = [
+        c for c in runs if c.startswith(("final_", "best_", "train_eval_", "val_eval_")) and c not in NUMERIC_COLUMNS
+    ]
     for column in (column for column in [*NUMERIC_COLUMNS, "stopped_epoch", *extra] if column in runs):
         values = pd.to_numeric(runs[column], errors="coerce")
         summary[f"{column}_mean"] = values.groupby(runs["variant"], sort=False).mean()

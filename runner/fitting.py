@@ -68,15 +68,20 @@ def fit_model(
     return history
 
 
-def training_split_scores(
+def split_scores(
     model: keras.Model, split: Split, n_classes: int, batch_size: int, sparse: bool = False
 ) -> dict[str, float]:
-    """The trained model's loss and metrics on its training split, scored as the validation split
-    is (dropout off, the final weights): a train/validation gap free of dropout's noise."""
-    labels = split.y_train.astype("int64") if sparse else one_hot(split.y_train, n_classes)
-    data = tf.data.Dataset.from_tensor_slices((split.x_train, labels)).batch(batch_size)
-    logs = model.evaluate(data, verbose=0, return_dict=True)
-    return {key: float(value) for key, value in logs.items()}
+    """The trained model's loss and metrics on its training and validation splits, with the weights
+    training ended with (dropout off; an early stop's restored ones, where it restored them):
+    `train_eval_*` and `val_eval_*`, a train/validation gap free of dropout's noise."""
+    scores = {}
+    for name, x, y in (("train", split.x_train, split.y_train), ("val", split.x_val, split.y_val)):
+        labels = y.astype("int64") if sparse else one_hot(y, n_classes)
+        logs = model.evaluate(
+            tf.data.Dataset.from_tensor_slices((x, labels)).batch(batch_size), verbose=0, return_dict=True
+        )
+        scores.update({f"{name}_eval_{key}": float(value) for key, value in logs.items()})
+    return scores
 
 
 def class_weights(setting: Any, labels: np.ndarray, n_classes: int) -> dict[int, float] | None:

@@ -35,7 +35,7 @@ class MemberOutcome:
     members: int = 1  # the pack's size
     pack_seconds: float = 0.0  # the pack's training time; `seconds` is its share per member
     pruned_epoch: int | None = None  # where a search's pruner stopped the pack
-    train_eval: dict[str, float] | None = None  # trainer.evaluate_train: its training split's scores
+    scores: dict[str, float] | None = None  # trainer.evaluate_train: train_eval_*, val_eval_*
 
 
 class SwapAxes(keras.layers.Layer):
@@ -513,7 +513,7 @@ def train_pack(
     keep(signature, model)  # once its fit went through
     scores = [None] * len(seeds)
     if trainer.get("evaluate_train"):
-        scores = training_split_scores(model, splits, dataset.n_classes, trainer["batch_size"])
+        scores = split_scores(model, splits, validation, dataset.n_classes, trainer["batch_size"])
     share = wall / len(seeds)
     return [
         MemberOutcome(
@@ -524,21 +524,24 @@ def train_pack(
             members=len(seeds),
             pack_seconds=wall,
             pruned_epoch=pruner.pruned_epoch if pruner is not None else None,
-            train_eval=scores[i],
+            scores=scores[i],
         )
         for i in range(len(seeds))
     ]
 
 
-def training_split_scores(
-    model: PackedModel, splits: list[Split], n_classes: int, batch_size: int
-) -> list[dict[str, float]]:
-    """Each member's loss and accuracy on its own training split, scored as the validation split
-    is (runner.fitting.training_split_scores)."""
+def split_scores(model: PackedModel, splits: list[Split], validation, n_classes: int, batch_size: int) -> list[dict]:
+    """Each member's loss and accuracy on its own training and validation splits, with the weights
+    training ended with (runner.fitting.split_scores)."""
     x = np.stack([split.x_train for split in splits], axis=1)
     y = np.stack([one_hot(split.y_train, n_classes) for split in splits], axis=1)
-    logs = model.evaluate(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size), verbose=0, return_dict=True)
-    values = {key: np.atleast_1d(np.asarray(value, dtype=float)) for key, value in logs.items()}
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    values = {}
+    for name, data in (("train", train), ("val", validation)):
+        logs = model.evaluate(data, verbose=0, return_dict=True)
+        values.update(
+            {f"{name}_eval_{key}": np.atleast_1d(np.asarray(value, dtype=float)) for key, value in logs.items()}
+        )
     return [{key: float(value[member]) for key, value in values.items()} for member in range(len(splits))]
 
 

@@ -160,7 +160,7 @@ def train_variant(
     import keras
     import tensorflow as tf
 
-    from runner.fitting import fit_model, forget_models, training_split_scores
+    from runner.fitting import fit_model, forget_models, split_scores
     from runner.objects import sparse_labels
     from runner.telemetry import TelemetryCallback, diagnostics_table, summarize_diagnostics
 
@@ -188,7 +188,7 @@ def train_variant(
             outcome.nonfinite_epoch,
             outcome.seconds,
             outcome.error,
-            outcome.train_eval,
+            outcome.scores,
         )
         if outcome.traceback:
             write_atomic(output_dir / ERROR_FILE, outcome.traceback)
@@ -222,7 +222,7 @@ def train_variant(
             trainer = settings["trainer"]
             if trainer.get("evaluate_train"):
                 sparse = sparse_labels(trainer["loss"])
-                scores = training_split_scores(history.model, split, dataset.n_classes, trainer["batch_size"], sparse)
+                scores = split_scores(history.model, split, dataset.n_classes, trainer["batch_size"], sparse)
             if trainer.get("save_model"):
                 save_network(history.model, output_dir / MODEL_FILE)
         except Exception as exc:  # a failed variant is data, not a crash
@@ -243,8 +243,7 @@ def train_variant(
             record["diverged_epoch"] is None or nonfinite_epoch < record["diverged_epoch"]
         ):
             record.update(status="diverged", diverged_epoch=nonfinite_epoch)
-    for key, value in (scores or {}).items():  # trainer.evaluate_train
-        record[f"train_eval_{key}"] = value
+    record.update(scores or {})  # trainer.evaluate_train
     if error is not None:
         record["status"] = "failed"
     pruned_epoch = outcome.pruned_epoch if outcome is not None else pruner.pruned_epoch if pruner else None

@@ -182,14 +182,20 @@ def test_a_builders_params_sweep_with_early_stopping_and_checkpoints(cli, users_
         "-m", *OWN, "+model.filters=2,4", "trainer.epochs=6", "callbacks=[early_stopping,checkpoint]",
         "trainer.metrics=[accuracy,auc]", "objective.metric=val_auc",
         "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=1.0", "hydra.sweep.dir=sweep",
+        "trainer.evaluate_train=true",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     runs = pd.read_csv(users_folder / "sweep" / "runs.csv").set_index("model.filters")
+    # Both splits scored with the weights training ended with, every compiled metric too.
+    assert runs["train_eval_auc"].between(0, 1).all() and runs["train_eval_loss"].notna().all()
+    np.testing.assert_allclose(runs["val_eval_accuracy"], runs["final_val_accuracy"], atol=1e-6)
+    summary = pd.read_csv(users_folder / "sweep" / "summary.csv")
+    assert summary["train_eval_accuracy_mean"].notna().all() and "val_eval_auc_mean" in summary
     assert sorted(runs.index) == [2, 4]
     assert (runs["epochs_run"] == 2).all() and (runs["stopped_epoch"] == 2).all()  # no gain of 1.0: stop at 2
     assert (runs["metric"] == "val_auc").all() and runs["final_val_auc"].between(0, 1).all()  # AUC in every job
     assert "completed, val_auc 0." in done.stdout  # each progress line shows the objective
-    assert set(pd.read_csv(users_folder / "sweep" / "summary.csv")["status"]) == {"completed"}
+    assert set(summary["status"]) == {"completed"}
     import runner.telemetry  # noqa: F401  (registers the telemetry model the checkpoint saved)
 
     for folder in (users_folder / "sweep").glob("*model.filters=*"):

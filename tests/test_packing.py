@@ -77,10 +77,11 @@ def test_each_member_trains_as_a_separate_run_with_its_seed(iris, optimizer, mod
         np.testing.assert_allclose(joined["value_x"], joined["value_y"], rtol=1e-3, atol=1e-6)
 
 
-def test_a_members_training_split_score_is_a_separate_runs(iris):
-    """trainer.evaluate_train: member i's loss and accuracy on its own training split, scored after
-    training, equal a separate run's, whose accuracy equals its predictions' share of hits."""
-    from runner.fitting import training_split_scores
+def test_a_members_scores_after_training_are_a_separate_runs(iris):
+    """trainer.evaluate_train: member i's loss and accuracy on its own training and validation
+    splits, scored after training, equal a separate run's; the training accuracy equals its
+    predictions' share of hits, the validation scores its last epoch's."""
+    from runner.fitting import split_scores
 
     settings = settings_for("adam", epochs=3, dropout_rate=0.0, depth=2, width=16)
     settings["trainer"]["evaluate_train"] = True
@@ -88,12 +89,14 @@ def test_a_members_training_split_score_is_a_separate_runs(iris):
     for seed, member in zip(SEEDS, members, strict=True):
         split = split_dataset(iris, settings["trainer"]["validation_split"], seed)
         seeded = {**settings, "trainer": {**settings["trainer"], "seed": seed}}
-        model = fit_model(seeded, split, iris.n_classes, "separate", reuse=False).model
-        scores = training_split_scores(model, split, iris.n_classes, settings["trainer"]["batch_size"])
-        hits = np.argmax(model.predict(split.x_train, verbose=0), axis=1) == split.y_train
-        assert scores["accuracy"] == pytest.approx(hits.mean(), abs=1e-6)
-        assert member.train_eval["accuracy"] == pytest.approx(scores["accuracy"], abs=1e-6)
-        assert member.train_eval["loss"] == pytest.approx(scores["loss"], rel=LOSS_TOLERANCE)
+        history = fit_model(seeded, split, iris.n_classes, "separate", reuse=False)
+        scores = split_scores(history.model, split, iris.n_classes, settings["trainer"]["batch_size"])
+        hits = np.argmax(history.model.predict(split.x_train, verbose=0), axis=1) == split.y_train
+        assert scores["train_eval_accuracy"] == pytest.approx(hits.mean(), abs=1e-6)
+        assert scores["val_eval_accuracy"] == pytest.approx(history.history["val_accuracy"][-1], abs=1e-6)
+        assert scores["val_eval_loss"] == pytest.approx(history.history["val_loss"][-1], rel=1e-6)
+        for key, value in scores.items():
+            assert member.scores[key] == pytest.approx(value, rel=LOSS_TOLERANCE, abs=1e-6), key
 
 
 def test_a_members_gradient_norms_are_its_own_as_a_gradient_tape_measures_them(iris):
@@ -226,7 +229,8 @@ def test_a_packed_sweep_writes_what_an_unpacked_one_writes(cli, tmp_path):
         assert record["status"] == "completed"
         packs.append(record["packed"])
         assert alone["packed"] is None
-        assert record["train_eval_accuracy"] == pytest.approx(alone["train_eval_accuracy"], abs=1e-6)
+        for key in ("train_eval_accuracy", "val_eval_accuracy"):
+            assert record[key] == pytest.approx(alone[key], abs=1e-6)
         assert record["train_eval_loss"] == pytest.approx(alone["train_eval_loss"], rel=LOSS_TOLERANCE)
     assert sum(size is not None and size >= 2 for size in packs) >= 2  # one pack, or one per worker
     summary = pd.read_csv(ours / "summary.csv")

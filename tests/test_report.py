@@ -157,7 +157,8 @@ def test_three_seeds_cannot_decide_a_comparison_and_the_row_says_why(tmp_path):
 
 def overfitting(results, gaps, seeds=12, training=None, scored=None):
     """The overfitting sweep: final training accuracy 1 (or `training`'s), validation that minus
-    the gap, per variant; `scored`: every run's training split scored after training (dropout off)."""
+    the gap, per variant; `scored`: every run's training split scored after training (dropout off),
+    its validation split as logged."""
     sweep = results / "overfitting" / "reproduce"
     fake_sweep(sweep, "overfitting", [f"trainer.seed=range(0,{seeds})"])
     for (rate, penalty), gap in gaps.items():
@@ -166,7 +167,9 @@ def overfitting(results, gaps, seeds=12, training=None, scored=None):
             swept = {"model.dropout_rate": rate, "model.regularizer": penalty}
             final = (training or {}).get((rate, penalty), 1.0)
             label = f"dropout={rate}, {penalty}"
-            extra = {"train_eval_accuracy": scored[(rate, penalty)]} if scored else {}
+            extra = (
+                {"train_eval_accuracy": scored[(rate, penalty)], "val_eval_accuracy": final - value} if scored else {}
+            )
             fake_variant(sweep, swept, label, seed, [0.5, final - value], accuracy=[0.6, final], **extra)
 
 
@@ -213,8 +216,7 @@ def test_where_the_training_split_was_scored_the_gap_is_free_of_dropouts_noise(t
     (dropout,) = row["comparisons"]
     assert dropout["difference"] == pytest.approx(0.0, abs=1e-9) and dropout["verdict"] == "tie"
     assert (
-        "training accuracy scored after training (dropout off) minus validation accuracy: neither 0.26"
-        in (row["evidence"])
+        "training minus validation accuracy, both scored after training (dropout off): neither 0.26" in row["evidence"]
     )
     assert "with dropout active" not in row["evidence"]
 

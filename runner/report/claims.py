@@ -235,10 +235,10 @@ def claim_residual(runs: Runs) -> tuple[str, list[str]]:
 
 
 def gap_measure(runs: Runs) -> tuple[str, str]:
-    """The train/validation gap's column and its words: the training split scored after training
-    with dropout off (trainer.evaluate_train) where every run has it, else Keras' logged accuracy."""
+    """The train/validation gap's column and its words: both splits scored after training with
+    dropout off (trainer.evaluate_train) where every run has them, else Keras' logged accuracies."""
     if runs.frame["clean_gap"].notna().all():
-        return "clean_gap", "training accuracy scored after training (dropout off) minus validation accuracy"
+        return "clean_gap", "training minus validation accuracy, both scored after training (dropout off)"
     return "gap", "final training minus validation accuracy"
 
 

@@ -183,9 +183,9 @@ def load_experiment(sweep: Sweep) -> Experiment:
     reached = val[val["value"] >= target].groupby("run")["epoch"].min()
     runs["epochs_to_target"] = runs["run"].map(reached)
     runs["gap"] = (runs["final_accuracy"] - runs["final_val_accuracy"]).round(6)  # no float32 dust
-    # trainer.evaluate_train's training accuracy, scored after training with dropout off.
-    scored = runs.get("train_eval_accuracy", math.nan)
-    runs["clean_gap"] = (scored - runs["final_val_accuracy"]).round(6)
+    # trainer.evaluate_train: both splits scored after training, dropout off, with the same weights.
+    scored = runs.get("train_eval_accuracy", math.nan) - runs.get("val_eval_accuracy", math.nan)
+    runs["clean_gap"] = pd.Series(scored, index=runs.index, dtype=float).round(6)
     experiment = Experiment(
         name=str(sweep.experiment),
         sweep=sweep,
