@@ -174,8 +174,11 @@ class _Checker:
         return f"{key}={text}"
 
     def fail(self, key: str, problem: str, fix: str) -> None:
-        shown = self.names.get(key, key)
-        raise ConfigError(f"Invalid {shown}={self.get(key)!r}: {problem}. {fix}")
+        value = self.get(key)
+        text = repr(value)  # as the caller wrote it: Python's spelling in the course API, YAML's here
+        if key not in self.names and (value is None or isinstance(value, bool)):
+            text = "null" if value is None else str(value).lower()
+        raise ConfigError(f"Invalid {self.names.get(key, key)}={text}: {problem}. {fix}")
 
     def choice(self, key: str, choices: list[str], objects: bool = False) -> None:
         """One of `choices`; with `objects`, a Keras object or function is welcome too (course API)."""

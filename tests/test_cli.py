@@ -149,6 +149,7 @@ BAD_INPUTS = [
     (["-m", "hydra.launcher.n_jobs=0"], "Invalid hydra.launcher.n_jobs=0: it runs nothing. Give a number of workers"),
     (["-m", "--cfg", "job", "experiment=dropout"], "--cfg and --info show one composed config and train nothing"),
     (["optimizer=sgd", "optimizer.nesterov=maybe"], "Invalid optimizer.nesterov='maybe': it must be true or false"),
+    (["trainer.evaluate_train=null"], "Invalid trainer.evaluate_train=null: it must be true or false"),
     (["optimizer.momentum=-1"], "Invalid optimizer.momentum=-1: it must be in [0, 1)"),
     (["optimizer=adam", "optimizer.beta_1=2"], "Invalid optimizer.beta_1=2: it must be in [0, 1)"),
     (["optimizer.rho=abc"], "Invalid optimizer.rho='abc'"),
