@@ -221,6 +221,19 @@ def test_where_the_training_split_was_scored_the_gap_is_free_of_dropouts_noise(t
     assert "with dropout active" not in row["evidence"]
 
 
+def test_float32_rounding_is_no_difference_but_a_tiny_scale_keeps_its_own():
+    from runner.report.statistics import Stat, compare
+
+    logged = pd.Series([0.82499999, 0.7, 0.91] * 4)  # 0.825 read back from float32, in one seed
+    same = compare(Stat("a", logged), Stat("b", pd.Series([0.825, 0.7, 0.91] * 4)))
+    assert same.difference == 0 and same.interval == (0.0, 0.0) and same.verdict == "tie"
+    assert "a vs b (12 seeds): difference 0 [0, 0], P(better) 0.5 [0.5, 0.5], p=1: tie" in str(same)
+    ratios = compare(Stat("a", pd.Series([2e-6, 3e-6] * 4)), Stat("b", pd.Series([1e-6, 1.5e-6] * 4)))
+    assert ratios.difference == pytest.approx(1.25e-6) and ratios.verdict == "yes"  # vanishing gradients' scale
+    diverged = compare(Stat("a", pd.Series([float("inf"), 0.9, 0.8] * 4)), Stat("b", pd.Series([0.5] * 12)))
+    assert diverged.difference == pytest.approx(0.35)  # an infinite value sets no scale
+
+
 def test_a_small_mixed_difference_is_a_tie_and_holm_adjusts_over_the_whole_report(tmp_path):
     from runner.report.statistics import Stat, compare, holm
 

@@ -45,6 +45,7 @@ def number(value: float) -> str:
 
 ALPHA = 0.05  # family-wise error rate over all of a report's comparisons (Holm)
 CONFIDENCE = 0.95  # the shown intervals
+DUST = 1e-5  # paired differences below this share of the values' scale count as none
 EXACT_UP_TO = 16  # pairs up to which the permutation test enumerates every sign pattern
 VERDICT_WORDS = {"yes": "holds", "no": "reversed", "tie": "tie"}
 
@@ -71,7 +72,12 @@ class Comparison:
         first, second = _by_seed(self.better.values), _by_seed(self.worse.values)
         seeds = first.index.intersection(second.index)
         sign = 1.0 if self.higher_is_better else -1.0
-        d = (sign * (first[seeds] - second[seeds])).to_numpy(dtype=float)
+        a, b = first[seeds].to_numpy(dtype=float), second[seeds].to_numpy(dtype=float)
+        d = sign * (a - b)
+        # Below 1e-5 of the values' scale a difference is float32 rounding (0.825 logged as 0.82499999).
+        values = np.abs(np.concatenate([a, b]))
+        values = values[np.isfinite(values)]
+        d[np.abs(d) < DUST * (values.max() if values.size else 0.0)] = 0.0
         self.differences = d = d[np.isfinite(d)]
         self.pairs = len(d)
         self.difference = float(d.mean()) if self.pairs else math.nan
