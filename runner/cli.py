@@ -4,6 +4,7 @@ that run jobs in other processes (runner's own, joblib, Ray, SLURM) pickle it by
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import hydra
@@ -163,11 +164,11 @@ def cli() -> None:
     go on, without a traceback. Once every exit handler has run, the process ends without tearing
     its modules down (with TensorFlow loaded, most of a second)."""
     import atexit
-    import signal
 
     outcome = {"code": 1}  # unless main() ends otherwise: an error escaped it
     atexit.register(_end, outcome)  # registered first, so run last
     signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
         outcome["code"] = 0
@@ -175,21 +176,28 @@ def cli() -> None:
         outcome["code"] = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
         raise
     except KeyboardInterrupt:
+        word = "Terminated" if _stopped_by[0] == signal.SIGTERM else "Interrupted"
         print(
-            "\nInterrupted. The variants that finished are saved in their sweep folders; run the same "
+            f"\n{word}. The variants that finished are saved in their sweep folders; run the same "
             "command with resume=latest to skip them and train the rest.",
             file=sys.stderr,
         )
-        outcome["code"] = 130
-        sys.exit(130)
+        outcome["code"] = 128 + _stopped_by[0]
+        sys.exit(outcome["code"])
+
+
+_stopped_by = [signal.SIGINT]  # the signal that stopped the command: SIGINT (Ctrl-C) or SIGTERM
 
 
 def _interrupt(signum, frame) -> None:
-    """Ctrl-C: noted for the threads that wait for jobs (the workers end at once too), then
-    Python's KeyboardInterrupt."""
-    from runner.processes import interrupted
+    """Ctrl-C, or SIGTERM (kill, a scheduler's time limit): noted for the threads that wait for
+    jobs, the job workers ended (Ctrl-C reaches them itself, a kill of this process does not),
+    then Python's KeyboardInterrupt."""
+    from runner.processes import end_job_workers, interrupted
 
+    _stopped_by[0] = signum
     interrupted.set()
+    end_job_workers()
     raise KeyboardInterrupt
 
 

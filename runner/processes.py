@@ -4,6 +4,7 @@ sweeps. Where the platform has no fork server (Windows), workers are spawned."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -77,7 +78,7 @@ class WorkerPool:
                 if self.gpus and self._slots is None:
                     self._slots = context.Value("i", 0)
                 self._executor = ProcessPoolExecutor(
-                    self.workers, context, initializer=start_worker, initargs=(self._slots, self.gpus)
+                    self.workers, context, initializer=start_worker, initargs=(self._slots, self.gpus, command_alive())
                 )
                 self._futures = []
             future = self._executor.submit(function, payload)
@@ -91,14 +92,45 @@ class WorkerPool:
             self._executor, self._futures = None, []
 
 
-def start_worker(slots, gpus: Sequence[str]) -> None:
-    """A job worker's start: Ctrl-C, which the terminal sends to every process of the command,
-    ends it at once and quietly (the command says what was kept and how to resume); then its GPU,
-    taken in turn, and TensorFlow's devices, found quietly."""
+_alive: dict[str, tuple] = {}  # this command's pipes (reader, writer) by kind of worker: they end when it closes
+
+
+def command_alive(kind: str = "jobs"):
+    """The read end of a pipe that only this process writes to, for its `kind` of workers to watch
+    (watch_command): it closes when the command ends, however it ends (SIGTERM, SIGKILL)."""
+    if kind not in _alive:
+        _alive[kind] = multiprocessing.Pipe(duplex=False)
+    return _alive[kind][0]
+
+
+def end_job_workers() -> None:
+    """End the job workers at once (those that watch the "jobs" pipe), as Ctrl-C ends them."""
+    if "jobs" in _alive:
+        _alive.pop("jobs")[1].close()
+
+
+def watch_command(alive) -> None:
+    """In a worker: end it once the command has ended. An orphaned worker would wait for jobs
+    forever and keep the fork server (and its memory) alive."""
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            alive.recv()  # nothing is ever sent: it fails once the command closes its end
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-command", daemon=True).start()
+
+
+def start_worker(slots, gpus: Sequence[str], alive=None) -> None:
+    """A job worker's start: it ends with the command; Ctrl-C, which the terminal sends to every
+    process of the command, ends it at once and quietly (the command says what was kept and how
+    to resume); then its GPU, taken in turn, and TensorFlow's devices, found quietly."""
     import signal
 
     from runner import devices, progress
 
+    if alive is not None:
+        watch_command(alive)
     signal.signal(signal.SIGINT, lambda signum, frame: os._exit(128 + signum))
     progress.mark_worker()
     environment = {}
@@ -109,10 +141,13 @@ def start_worker(slots, gpus: Sequence[str]) -> None:
     devices.prepare_tensorflow(environment)
 
 
-def finish_at_interrupt() -> None:
-    """A summary worker's start: Ctrl-C leaves it to finish the plots of the sweeps that ended."""
+def finish_at_interrupt(alive=None) -> None:
+    """A summary worker's start: Ctrl-C leaves it to finish the plots of the sweeps that ended (the
+    command waits for them); it ends with the command."""
     import signal
 
+    if alive is not None:
+        watch_command(alive)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -65,12 +65,14 @@ class BackgroundSummaries:
         if self._pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
-            from runner.processes import finish_at_interrupt, start_fork_server
+            from runner.processes import command_alive, finish_at_interrupt, start_fork_server
 
             # Forked from the fork server (the parallel launcher's, where it runs), never from this
             # process, which may hold TensorFlow's running threads (a sequential sweep).
             context = start_fork_server(["runner.compare"])
-            self._pool = ProcessPoolExecutor(len(PLOT_GROUPS), context, initializer=finish_at_interrupt)
+            self._pool = ProcessPoolExecutor(
+                len(PLOT_GROUPS), context, initializer=finish_at_interrupt, initargs=(command_alive("plots"),)
+            )
         self._collect(wait=False)  # earlier sweeps' tables, where their plots are done
         plots = [self._pool.submit(draw_plots, ranked.folder, group) for group in PLOT_GROUPS]
         self._pending.append((ranked, plots, then))

@@ -124,6 +124,25 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_at_once_without_a_traceback(tmp_
     assert _processes_left(group[0]) == [], "workers or the fork server outlived the command"
 
 
+def test_a_kill_of_the_command_alone_ends_its_workers_and_says_how_to_resume(tmp_path):
+    """SIGTERM to the command's process only (kill PID, a scheduler's time limit): its workers and
+    the fork server end with it, not orphaned waiting for jobs with their memory held."""
+    group = []
+
+    def terminate(process):
+        group.append(process.pid)
+        process.terminate()
+
+    code, output = _start_and_interrupt(tmp_path, terminate)
+    assert code == 143
+    assert "Terminated. The variants that finished are saved" in output and "resume=latest" in output
+    assert "Traceback" not in output and "leaked" not in output
+    deadline = time.monotonic() + 10
+    while _processes_left(group[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_left(group[0]) == [], "workers or the fork server outlived the command"
+
+
 def test_a_worker_killed_mid_variant_stops_the_sweep_with_a_clear_message(tmp_path):
     def kill_a_worker(process):  # e.g. the kernel's out-of-memory killer
         workers = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "forkserver"], capture_output=True, text=True)
