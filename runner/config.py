@@ -433,7 +433,7 @@ def _check_optimizer(check: _Checker, optimizer: dict[str, Any]) -> None:
         return
     if preset != name and "optimizer.name" not in check.names:
         raise ConfigError(
-            f"optimizer.name={name} keeps the settings of optimizer={by_target[optimizer['_target_']]} "
+            f"optimizer.name={name} keeps the settings of optimizer={preset} "
             f"({optimizer['_target_']}). Pick the optimizer with optimizer={name}, which brings its own settings, "
             f"not optimizer.name={name}."
         )

@@ -469,8 +469,8 @@ def train_pack(
     train, validation, steps = packed_pipeline(
         splits, seeds, dataset.n_classes, trainer["batch_size"], trainer["epochs"]
     )
-    shapes = (n_features, dataset.n_classes, steps, learning_rates is not None)
-    signature = _signature(settings, optimizer, clipping, seeds, shapes)
+    traced = (n_features, dataset.n_classes, steps, learning_rates is not None)
+    signature = _signature(settings, optimizer, clipping, seeds, traced)
     kept = take_kept(signature)
     if kept is None:
         keras.utils.clear_session(free_memory=False)
