@@ -20,6 +20,22 @@ from multiprocessing.context import BaseContext
 PRELOAD = ("runner.preload",)
 
 
+def launcher_mistake(n_jobs: object, pack_size: object) -> str | None:
+    """What is wrong with runner's launcher's n_jobs and pack_size, or None: the sweep's check
+    refuses it as a user's mistake, the launcher itself where no check ran."""
+    if n_jobs == 0:
+        return (
+            "Invalid hydra.launcher.n_jobs=0: it runs nothing. Give a number of workers, -1 for one per core "
+            "(per GPU on a GPU machine) or -2 for all but one."
+        )
+    if not isinstance(pack_size, int) or pack_size < 1:
+        return (
+            f"Invalid hydra.launcher.pack_size={pack_size}: it packs no seed. Give the most seeds one packed model "
+            "may hold (100 by default), or hydra.launcher.pack_seeds=false to train each seed on its own."
+        )
+    return None
+
+
 def start_fork_server(preload: Sequence[str]) -> BaseContext:
     """The context workers start from: the fork server, started now unless it runs already (it
     imports `preload` while the caller goes on); spawn where there is none."""

@@ -79,17 +79,11 @@ def check_launcher(launcher: DictConfig) -> None:
     this check and would report its error as its own, with status 1)."""
     if launcher.get("_target_") != PROCESSES_LAUNCHER:
         return
-    n_jobs, pack_size = launcher.get("n_jobs"), launcher.get("pack_size")
-    if n_jobs == 0:
-        raise ConfigError(
-            "Invalid hydra.launcher.n_jobs=0: it runs nothing. Give a number of workers, -1 for one per core "
-            "(per GPU on a GPU machine) or -2 for all but one."
-        )
-    if isinstance(pack_size, int) and pack_size < 1:
-        raise ConfigError(
-            f"Invalid hydra.launcher.pack_size={pack_size}: it packs no seed. Give the most seeds one packed model "
-            "may hold (100 by default), or hydra.launcher.pack_seeds=false to train each seed on its own."
-        )
+    from runner.processes import launcher_mistake
+
+    mistake = launcher_mistake(launcher.get("n_jobs"), launcher.get("pack_size"))
+    if mistake is not None:
+        raise ConfigError(mistake)
 
 
 def check_sweep(config: DictConfig) -> dict[str, Any]:

@@ -119,13 +119,12 @@ class ProcessesLauncher(Launcher):
         pack_variants: bool = True,
     ) -> None:
         from runner.devices import worker_count
+        from runner.processes import launcher_mistake
 
+        mistake = launcher_mistake(n_jobs, pack_size)  # the sweep's check refused it already, where it ran
+        if mistake is not None:
+            raise ValueError(mistake)
         self.workers = worker_count(n_jobs)
-        if not isinstance(pack_size, int) or pack_size < 1:
-            raise ValueError(
-                f"hydra.launcher.pack_size={pack_size} packs no seed: give the most seeds one packed model may "
-                "hold (100 by default), or hydra.launcher.pack_seeds=false to train each seed on its own."
-            )
         self.pack_seeds, self.pack_size, self.pack_variants = pack_seeds, pack_size, pack_variants
         self.recycle_after = recycle_after if recycle_after and recycle_after > 0 else None
         self.preload = list(preload)
