@@ -1,4 +1,5 @@
-"""Memory of a long sweep: the command's processes (main, fork server, workers) as variants finish.
+"""Memory of a long sweep: the command's processes (main, warm server or fork server, workers) as
+variants finish.
 
     python benchmarks/memory_growth.py [--variants 200]
 
@@ -11,14 +12,16 @@ of all the command's processes while they train:
   its process ends, and runner replaces each worker after `hydra.launcher.recycle_after` jobs;
 - seeds: every variant a new seed of the same network, which a worker reuses.
 
-Prints the peak PSS until the 10th, the 100th and the last variant finished (not the plots drawn
-after). Targets: growth
+Each sweep starts with no warm server running; the one it starts (runner.warm) and its workers
+count as the command's. Prints the peak PSS until the 10th, the 100th and the last variant
+finished (not the plots drawn after). Targets: growth
 < 100 MB from the 10th to the 100th, < 20 MB from the 100th to the 200th. Linux only (/proc).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,13 +64,27 @@ def pss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def warm_servers(folder: Path) -> list[int]:
+    """The process ids of the warm servers whose files are in `folder` (the sweep's TMPDIR)."""
+    pids = []
+    for pid_file in folder.glob("runner-warm-*/*.pid"):
+        try:
+            pids.append(int(pid_file.read_text()))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
 def run_case(case: str, variants: int, epochs: int) -> dict[int, float]:
     """The peak PSS so far, by the number of finished variants."""
     with tempfile.TemporaryDirectory() as scratch:
         sweep = Path(scratch) / "sweep"
         command = [sys.executable, "-m", "runner", "-m", *CASES[case](variants), f"trainer.epochs={epochs}",
-                   f"hydra.sweep.dir={sweep}"]  # fmt: skip
-        process = subprocess.Popen(command, cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                   f"hydra.sweep.dir={sweep}", "hydra.launcher.keep_warm=1"]  # fmt: skip
+        env = {**os.environ, "TMPDIR": scratch}  # a warm server of its own, which ends a second after it
+        process = subprocess.Popen(
+            command, cwd=scratch, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         errors: list[str] = []
         reader = threading.Thread(target=lambda: errors.append(process.stderr.read()))
         reader.start()
@@ -76,7 +93,10 @@ def run_case(case: str, variants: int, epochs: int) -> dict[int, float]:
         while process.poll() is None:
             finished = len(list(sweep.glob("*/metrics.json")))
             if finished < variants:  # while variants train; then the sweep's plots are drawn
-                peak = max(peak, pss_mb(descendants(process.pid)))
+                pids = descendants(process.pid) + [
+                    pid for server in warm_servers(Path(scratch)) for pid in descendants(server)
+                ]
+                peak = max(peak, pss_mb(pids))
                 peaks[finished + 1] = peak  # the peak until the next variant finishes
             time.sleep(0.2)
         reader.join()

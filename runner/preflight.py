@@ -164,6 +164,26 @@ def build_key(settings: dict[str, Any]) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+def check_datasets(checked: list[dict[str, Any]]) -> None:
+    """Load each distinct data set of these jobs' settings once, split it once per split and seed,
+    and build each distinct network once: what would fail before any training."""
+    from runner.data import check_data
+
+    datasets: dict[str, Dataset] = {}
+    built: set[str] = set()
+    split: set[str] = set()
+    for settings in checked:
+        data_key = repr(settings["data"])
+        split_key = repr((data_key, settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
+        if split_key not in split:
+            datasets[data_key] = check_data(settings, datasets.get(data_key))
+            split.add(split_key)
+        key = build_key(settings)
+        if key not in built:  # each distinct network, optimizer, metrics... built once
+            check_build(settings, datasets[data_key])
+            built.add(key)
+
+
 def check_build(settings: dict[str, Any], dataset: Dataset) -> None:
     """Build what the config names, as training will, on the data set's shape: the network, the
     optimizer, the loss, the metrics (the objective among the logged ones) and the callbacks."""

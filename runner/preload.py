@@ -1,11 +1,14 @@
 """What a job needs, imported once by the fork server its workers come from (runner.processes),
 with the garbage collector off, then frozen (gc.freeze, as its documentation advises before
-forking). The server ends with the command, also midway through these imports."""
+forking). The fork server ends with the command, also midway through these imports; the warm
+server (runner.warm) outlives it."""
 
 import atexit
 import gc
 import os
 import threading
+
+from runner.warm import SERVING
 
 gc.disable()
 
@@ -15,7 +18,7 @@ _imported = threading.Event()
 
 def _end_with_the_command() -> None:
     while not _imported.wait(0.05):
-        if os.getppid() != _parent:
+        if os.getppid() != _parent and not os.environ.get(SERVING):
             os._exit(0)
 
 

@@ -1,6 +1,7 @@
-"""Worker processes forked from the standard library's fork server, which imports TensorFlow once
-(importing starts no runtime, so each worker starts its own), and the queue of a command's
-sweeps. Where the platform has no fork server (Windows), workers are spawned."""
+"""Worker processes forked from a process that imported TensorFlow once (importing starts no
+runtime, so each worker starts its own): the warm server kept between commands (runner.warm), else
+the standard library's fork server (spawned where there is none, on Windows); and the queue of a
+command's sweeps."""
 
 from __future__ import annotations
 
@@ -16,8 +17,15 @@ from concurrent.futures import wait as wait_for
 from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 
+from runner import warm
+
 # What runner's launcher preloads by default (hydra.launcher.preload): everything a job needs.
 PRELOAD = ("runner.preload",)
+# Seconds the warm server waits for the next command (hydra.launcher.keep_warm; 0: none).
+KEEP_WARM = 600
+# What a warm server imports besides the launcher's preload: what the summaries' plots need.
+PLOTTING = ["runner.compare", "matplotlib.pyplot"]
+NOT_SWEEPING = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 
 
 def launcher_mistake(n_jobs: object, pack_size: object) -> str | None:
@@ -55,15 +63,25 @@ def start_fork_server_early(arguments: Sequence[str]) -> None:
     what the summaries' plotting processes need. Nothing here imports Hydra: it would delay it."""
     if not {"-m", "--multirun"} & set(arguments):
         return
-    launcher, preload = "processes", list(PRELOAD)
+    launcher, preload, keep_warm = "processes", list(PRELOAD), KEEP_WARM
     for argument in arguments:
         key, _, value = argument.partition("=")
         if key == "hydra/launcher":
             launcher = value
-        elif key == "hydra.launcher.preload":
+        elif key in ("hydra.launcher.preload", "hydra.launcher.keep_warm"):
             import yaml
 
-            preload = yaml.safe_load(value)
+            with contextlib.suppress(yaml.YAMLError):
+                if key.endswith("preload"):
+                    preload = yaml.safe_load(value)
+                else:
+                    keep_warm = yaml.safe_load(value)  # the sweep's check refuses what is not a number
+    if launcher == "processes" and isinstance(preload, list):
+        from runner import warm
+
+        warm_wanted = isinstance(keep_warm, (int, float)) and keep_warm > 0 and not NOT_SWEEPING & set(arguments)
+        if warm_wanted and warm.find_or_start([*map(str, preload), *PLOTTING], keep_warm) is not None:
+            return
     start_fork_server(preload if launcher == "processes" else ["runner.compare"])
 
 
@@ -130,17 +148,29 @@ def watch_command(alive) -> None:
     forever and keep the fork server (and its memory) alive."""
 
     def watch() -> None:
-        with contextlib.suppress(EOFError, OSError):
-            alive.recv()  # nothing is ever sent: it fails once the command closes its end
+        with contextlib.suppress(EOFError, OSError):  # nothing is ever sent: it ends once the command closes its end
+            os.read(alive, 1) if isinstance(alive, int) else alive.recv()
         os._exit(1)
 
     threading.Thread(target=watch, name="watch-command", daemon=True).start()
 
 
 def start_worker(slots, gpus: Sequence[str], alive=None) -> None:
+    """A fork server's job worker's start: its GPU, taken in turn, then start_job_worker."""
+    from runner import devices
+
+    environment = {}
+    if gpus:
+        with slots.get_lock():
+            slot, slots.value = slots.value, slots.value + 1
+        environment = devices.gpu_settings(slot, gpus)
+    start_job_worker(alive, environment)
+
+
+def start_job_worker(alive, environment: dict[str, str]) -> None:
     """A job worker's start: it ends with the command; Ctrl-C, which the terminal sends to every
     process of the command, ends it at once and quietly (the command says what was kept and how
-    to resume); then its GPU, taken in turn, and TensorFlow's devices, found quietly."""
+    to resume); then its GPU settings (`environment`) and TensorFlow's devices, found quietly."""
     import signal
 
     from runner import devices, progress
@@ -149,11 +179,6 @@ def start_worker(slots, gpus: Sequence[str], alive=None) -> None:
         watch_command(alive)
     signal.signal(signal.SIGINT, lambda signum, frame: os._exit(128 + signum))
     progress.mark_worker()
-    environment = {}
-    if gpus:
-        with slots.get_lock():
-            slot, slots.value = slots.value, slots.value + 1
-        environment = devices.gpu_settings(slot, gpus)
     devices.prepare_tensorflow(environment)
 
 
@@ -171,8 +196,11 @@ _pool: WorkerPool | None = None  # a command's sweeps share it
 _pool_lock = threading.Lock()  # a search sweeper's threads launch at once
 
 
-def worker_pool(workers: int, preload: Sequence[str], recycle_after: int | None = None) -> WorkerPool:
-    """The command's pool of `workers` processes, made on first use."""
+def worker_pool(
+    workers: int, preload: Sequence[str], recycle_after: int | None = None, keep_warm: float | None = None
+) -> WorkerPool | warm.WarmPool:
+    """The command's pool of `workers` processes, made on first use: forked by the warm server
+    where the command found or started one for `preload`, else by its own fork server."""
     global _pool
     with _pool_lock:
         if _pool is not None and (_pool.workers, _pool.recycle_after) != (workers, recycle_after):
@@ -181,8 +209,44 @@ def worker_pool(workers: int, preload: Sequence[str], recycle_after: int | None 
         if _pool is None:
             from runner.devices import visible_gpus
 
-            _pool = WorkerPool(workers, preload, recycle_after, gpus=visible_gpus())
+            gpus = visible_gpus()
+            server = warm.server()
+            if server is not None and server.preload == [*preload, *PLOTTING] and server.hold(keep_warm):
+                _pool = warm.WarmPool(
+                    server, workers, start_job_worker, _gpu_turns(gpus), command_alive().fileno(), recycle_after
+                )
+            else:
+                _pool = WorkerPool(workers, preload, recycle_after, gpus=gpus)
         return _pool
+
+
+def run_aside(function: Callable, *args: object) -> object:
+    """`function(*args)` in a worker of the command's warm server, which has TensorFlow and the
+    data libraries loaded, where the command has one; else here."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    server = warm.server()
+    if server is None or not server.hold():
+        return function(*args)
+    pool = warm.WarmPool(server, 1, start_job_worker, lambda: ({},), command_alive().fileno())
+    try:
+        return pool.submit(function, *args).result()
+    except BrokenProcessPool:
+        if interrupted.is_set():
+            raise KeyboardInterrupt from None
+        return function(*args)
+    finally:
+        pool.shutdown()
+
+
+def _gpu_turns(gpus: Sequence[str]) -> Callable[[], tuple]:
+    """Each new warm worker's start arguments: the settings of the next GPU slot, in turn."""
+    from itertools import count
+
+    from runner import devices
+
+    slots = count()
+    return lambda: (devices.gpu_settings(next(slots), list(gpus)) if gpus else {},)
 
 
 def stop_workers() -> None:

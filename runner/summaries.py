@@ -65,14 +65,20 @@ class BackgroundSummaries:
         if self._pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
+            from runner import warm
             from runner.processes import command_alive, finish_at_interrupt, start_fork_server
 
-            # Forked from the fork server (the parallel launcher's, where it runs), never from this
-            # process, which may hold TensorFlow's running threads (a sequential sweep).
-            context = start_fork_server(["runner.compare"])
-            self._pool = ProcessPoolExecutor(
-                len(PLOT_GROUPS), context, initializer=finish_at_interrupt, initargs=(command_alive("plots"),)
-            )
+            # Forked from the warm server or the fork server (the parallel launcher's, where it
+            # runs), never from this process, which may hold TensorFlow's running threads.
+            server = warm.server()
+            if server is not None and server.hold():
+                alive = command_alive("plots").fileno()
+                self._pool = warm.WarmPool(server, len(PLOT_GROUPS), finish_at_interrupt, tuple, alive)
+            else:
+                context = start_fork_server(["runner.compare"])
+                self._pool = ProcessPoolExecutor(
+                    len(PLOT_GROUPS), context, initializer=finish_at_interrupt, initargs=(command_alive("plots"),)
+                )
         self._collect(wait=False)  # earlier sweeps' tables, where their plots are done
         plots = [self._pool.submit(draw_plots, ranked.folder, group) for group in PLOT_GROUPS]
         self._pending.append((ranked, plots, then))

@@ -92,9 +92,9 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    from runner.data import check_data
     from runner.packs import variant_key
-    from runner.preflight import build_key, check_build, check_targets
+    from runner.preflight import check_datasets, check_targets
+    from runner.processes import run_aside
 
     loader = GlobalHydra.instance().config_loader()
     params = config.hydra.sweeper.get("params") or {}
@@ -125,9 +125,6 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
             f"{', '.join(empty) or 'The sweep'} has no value, so the sweep would run nothing: give at least one, "
             "e.g. trainer.seed=range(0,3) (range's end is excluded)."
         )
-    datasets: dict[str, Any] = {}
-    built: set[str] = set()
-    split: set[str] = set()
     composed: dict[tuple[str, ...], DictConfig] = {}
     variants: dict[str, dict[str, Any]] = {}  # by the config but its seed: resolved and checked once
     checked: list[dict[str, Any]] = []
@@ -147,17 +144,9 @@ def check_sweep(config: DictConfig) -> dict[str, Any]:
             check_targets(settings)
             check_width_used(given, settings["model"])
         checked.append(settings)
-    # Data and networks only once every job's settings are valid: a mistake in any is named at once.
-    for settings in checked:
-        data_key = repr(settings["data"])  # loaded once; split once per split and seed
-        split_key = repr((data_key, settings["trainer"]["validation_split"], settings["trainer"]["seed"]))
-        if split_key not in split:
-            datasets[data_key] = check_data(settings, datasets.get(data_key))
-            split.add(split_key)
-        key = build_key(settings)
-        if key not in built:  # each distinct network, optimizer, metrics... built once
-            check_build(settings, datasets[data_key])
-            built.add(key)
+    # Data and networks only once every job's settings are valid: a mistake in any is named at once;
+    # in a worker of the warm server where there is one, which has the libraries they need loaded.
+    run_aside(check_datasets, checked)
     HydraConfig.instance().set_config(config)
     # Only once every job is valid: the tracker's parent run, then the facts the jobs read.
     sweep_dir = Path(config.hydra.sweep.dir)  # a new sweep's folder is made here

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,10 +15,32 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The commands' warm servers (runner.warm) are the suite's own, in a folder of its own (a server's
+# folder follows TMPDIR), and stopped when it ends; pytest's folders stay where they were.
+tempfile.gettempdir()
+WARM_ROOT = Path(tempfile.mkdtemp(prefix="runner-tests-"))
+os.environ["TMPDIR"] = str(WARM_ROOT)
 
-def run_cli(*args: str, cwd: Path, module: str = "runner", timeout: int = 600) -> subprocess.CompletedProcess:
-    """`python -m runner ARGS` in `cwd`, as a user would type it."""
-    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+
+def warm_servers() -> list[Path]:
+    """The sockets of the suite's warm servers that are running."""
+    return sorted(WARM_ROOT.glob("runner-warm-*/*.sock"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from runner.warm import Server
+
+    for path in warm_servers():
+        with contextlib.suppress(OSError, EOFError):
+            Server(path).ask("stop", {})
+    shutil.rmtree(WARM_ROOT, ignore_errors=True)
+
+
+def run_cli(
+    *args: str, cwd: Path, module: str = "runner", timeout: int = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m runner ARGS` in `cwd`, as a user would type it (`env`: variables to add)."""
+    env = {key: value for key, value in {**os.environ, **(env or {})}.items() if key != "HYDRA_FULL_ERROR"}
     env["PYTHONUNBUFFERED"] = "1"
     return subprocess.run(
         [sys.executable, "-m", module, *args],

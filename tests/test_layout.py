@@ -77,6 +77,7 @@ LAYERS = {
     "runner.progress": 0,
     "runner.composition": 0,
     "runner.plots": 0,
+    "runner.warm": 0,
     "runner.config": 1,
     "runner.processes": 1,
     "runner.data": 2,

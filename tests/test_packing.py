@@ -160,7 +160,10 @@ def test_a_pack_that_reuses_a_kept_network_trains_as_a_fresh_one(iris, monkeypat
     for ours, theirs in zip(again, fresh, strict=True):
         for key in ("loss", "val_loss", "accuracy"):
             np.testing.assert_allclose(ours.history[key], theirs.history[key], rtol=1e-6)
-        assert pd.DataFrame(ours.rows).equals(pd.DataFrame(theirs.rows))
+        # The same rows; values to float32 rounding (a global norm's multi-threaded sum may differ by an ulp).
+        ours_rows, theirs_rows = pd.DataFrame(ours.rows), pd.DataFrame(theirs.rows)
+        assert ours_rows.drop(columns="value").equals(theirs_rows.drop(columns="value"))
+        np.testing.assert_allclose(ours_rows["value"], theirs_rows["value"], rtol=1e-6)
 
 
 def test_an_exploding_network_diverges_packed_as_it_does_alone(iris):

@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import WARM_ROOT, run_cli
 
 SWEEP = ["-m", "experiment=learning_rate", "trainer.epochs=40", "hydra.sweep.dir=sweep"]
 
@@ -82,12 +84,12 @@ def test_resume_latest_needs_an_earlier_sweep(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def _start_and_interrupt(tmp_path, kill, finished: int = 1):
-    """Start the sweep in its own process group (its workers die with it), wait until `finished`
-    variants are done, call `kill(process)`, and return the command's exit status and output."""
+def _start_and_interrupt(tmp_path, kill, finished: int = 1, extra: tuple[str, ...] = ()):
+    """Start the sweep in its own process group (its fork server's workers die with it), wait until
+    `finished` variants are done, call `kill(process)`, and return the command's exit status and output."""
     sweep = tmp_path / "sweep"
     process = subprocess.Popen(
-        [sys.executable, "-m", "runner", *SWEEP],
+        [sys.executable, "-m", "runner", *SWEEP, *extra],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -109,6 +111,29 @@ def _processes_left(group: int) -> list[str]:
     return [line for line in listing.splitlines() if not line.lstrip().startswith("Z")]
 
 
+def _warm_workers() -> list[int]:
+    """The running workers of the suite's warm servers (runner.warm): their children."""
+    workers = []
+    for pid_file in WARM_ROOT.glob("runner-warm-*/*.pid"):
+        children = subprocess.run(["pgrep", "-P", pid_file.read_text().strip()], capture_output=True, text=True)
+        workers += [int(pid) for pid in children.stdout.split() if not _exited(int(pid))]
+    return workers
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def _no_warm_workers_within(seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _warm_workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _warm_workers() == []
+
+
 def test_ctrl_c_stops_the_sweep_and_its_workers_at_once_without_a_traceback(tmp_path):
     group = []
 
@@ -122,6 +147,7 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_at_once_without_a_traceback(tmp_
     assert "Traceback" not in output
     time.sleep(0.5)
     assert _processes_left(group[0]) == [], "workers or the fork server outlived the command"
+    assert _no_warm_workers_within(10), "the warm server's workers outlived the command"
 
 
 def test_a_kill_of_the_command_alone_ends_its_workers_and_says_how_to_resume(tmp_path):
@@ -141,16 +167,22 @@ def test_a_kill_of_the_command_alone_ends_its_workers_and_says_how_to_resume(tmp
     while _processes_left(group[0]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_left(group[0]) == [], "workers or the fork server outlived the command"
+    assert _no_warm_workers_within(10), "the warm server's workers outlived the command"
 
 
-def test_a_worker_killed_mid_variant_stops_the_sweep_with_a_clear_message(tmp_path):
+@pytest.mark.parametrize("keep_warm", [600, 0], ids=["warm server", "fork server"])
+def test_a_worker_killed_mid_variant_stops_the_sweep_with_a_clear_message(tmp_path, keep_warm):
     def kill_a_worker(process):  # e.g. the kernel's out-of-memory killer
-        workers = subprocess.run(["pgrep", "-g", str(process.pid), "-f", "forkserver"], capture_output=True, text=True)
-        # The fork server itself and the workers forked from it carry its command line.
-        pids = sorted(int(pid) for pid in workers.stdout.split())
+        if keep_warm:
+            pids = _warm_workers()
+        else:  # the fork server itself and the workers forked from it carry its command line
+            found = subprocess.run(
+                ["pgrep", "-g", str(process.pid), "-f", "forkserver"], capture_output=True, text=True
+            )
+            pids = sorted(int(pid) for pid in found.stdout.split())
         os.kill(pids[-1], signal.SIGKILL)
 
-    code, output = _start_and_interrupt(tmp_path, kill_a_worker)
+    code, output = _start_and_interrupt(tmp_path, kill_a_worker, extra=(f"hydra.launcher.keep_warm={keep_warm}",))
     assert code == 1
     assert "A worker process ended abruptly while it trained a variant" in output
     assert "resume=latest" in output and "Traceback" not in output

@@ -12,7 +12,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from runner.processes import PRELOAD
+from runner.processes import KEEP_WARM, PRELOAD
 
 
 @dataclass
@@ -30,6 +30,9 @@ class ProcessesLauncherConf:
     pack_size: int = 100
     # Pack variants that differ only in their initial weights' settings (an initializer sweep) too.
     pack_variants: bool = True
+    # Seconds a warm server (the preloaded imports) waits for the next command once this one has
+    # ended, so that it skips importing TensorFlow; 0: every command imports its own (runner.warm).
+    keep_warm: float = KEEP_WARM
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="processes", node=ProcessesLauncherConf, provider="runner")
@@ -117,6 +120,7 @@ class ProcessesLauncher(Launcher):
         pack_seeds: bool = True,
         pack_size: int = 100,
         pack_variants: bool = True,
+        keep_warm: float = KEEP_WARM,
     ) -> None:
         from runner.devices import worker_count
         from runner.processes import launcher_mistake
@@ -128,6 +132,7 @@ class ProcessesLauncher(Launcher):
         self.pack_seeds, self.pack_size, self.pack_variants = pack_seeds, pack_size, pack_variants
         self.recycle_after = recycle_after if recycle_after and recycle_after > 0 else None
         self.preload = list(preload)
+        self.keep_warm = keep_warm
         # Set by a sweeper that reads no job's result before its next launch (runner's grid sweeper):
         # within runner.processes.queued_sweeps, its jobs are then queued rather than waited for.
         self.may_queue = False
@@ -177,7 +182,7 @@ class ProcessesLauncher(Launcher):
             log.debug(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
 
         loader = self.hydra_context.config_loader
-        pool = worker_pool(self.workers, self.preload, self.recycle_after)
+        pool = worker_pool(self.workers, self.preload, self.recycle_after, self.keep_warm)
         state = cloudpickle.dumps(Singleton.get_state())
         shared = cloudpickle.dumps((self.hydra_context, self.config, self.task_function))
         precomposed = isinstance(loader, PrecomposedConfigLoader)
