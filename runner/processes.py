@@ -23,7 +23,7 @@ from runner import warm
 PRELOAD = ("runner.preload",)
 # Seconds the warm server waits for the next command (hydra.launcher.keep_warm; 0: none).
 KEEP_WARM = 600
-# What a warm server imports besides the launcher's preload: what the summaries' plots need.
+# What a warm server imports besides the launcher's preload, once it serves: the plots' modules.
 PLOTTING = ["runner.compare", "matplotlib.pyplot"]
 NOT_SWEEPING = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 
@@ -80,7 +80,7 @@ def start_fork_server_early(arguments: Sequence[str]) -> None:
         from runner import warm
 
         warm_wanted = isinstance(keep_warm, (int, float)) and keep_warm > 0 and not NOT_SWEEPING & set(arguments)
-        if warm_wanted and warm.find_or_start([*map(str, preload), *PLOTTING], keep_warm) is not None:
+        if warm_wanted and warm.find_or_start(list(map(str, preload)), keep_warm, later=PLOTTING) is not None:
             return
     start_fork_server(preload if launcher == "processes" else ["runner.compare"])
 
@@ -226,7 +226,7 @@ def run_aside(function: Callable, *args: object) -> object:
     from concurrent.futures.process import BrokenProcessPool
 
     server = warm.server()
-    if server is None or not server.hold():
+    if server is None or not server.hold(wait=False):  # one still importing: here, meanwhile
         return function(*args)
     pool = warm.WarmPool(server, 1, start_job_worker, lambda: ({},), command_alive().fileno())
     try:

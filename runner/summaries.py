@@ -128,6 +128,15 @@ class BackgroundSummaries:
 _background: BackgroundSummaries | None = None
 
 
+def import_ahead() -> None:
+    """Import what ranking a sweep needs (pandas) in a thread, while the workers train and this
+    process waits for them, rather than after the last one."""
+    import importlib
+    import threading
+
+    threading.Thread(target=importlib.import_module, args=("runner.compare",), daemon=True).start()
+
+
 def in_background() -> BackgroundSummaries | None:
     """The summaries being written in the background, within `summaries_in_background`."""
     return _background

@@ -29,6 +29,8 @@ class SweepHooks(Callback):
         note_launcher(str(config.hydra.launcher.get("_target_", "")))
         try:
             self.parent_run_id = check_sweep(config).get("mlflow_parent_run_id")
+            if "runner_launcher" in str(config.hydra.launcher.get("_target_", "")):  # jobs in workers
+                summaries.import_ahead()
         except Exception as error:  # Hydra turns a callback's exceptions into warnings: stop here
             cause = _user_error(error)
             if cause is None and isinstance(error, HydraException):

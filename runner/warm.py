@@ -40,10 +40,10 @@ def directory() -> Path:
     return folder
 
 
-def server_key(preload: Sequence[str]) -> str:
+def server_key(preload: Sequence[str], later: Sequence[str] = ()) -> str:
     """The server a command can use: same Python, environment and preloaded modules."""
     environment = sorted((key, value) for key, value in os.environ.items() if key not in VOLATILE)
-    described = repr((sys.executable, sys.version, sorted(preload), environment))
+    described = repr((sys.executable, sys.version, list(preload), list(later), environment))
     return hashlib.sha256(described.encode()).hexdigest()[:16]
 
 
@@ -131,9 +131,10 @@ def _unlike(files: dict[str, tuple[int, int]], path: list[str]) -> str | None:
     return None
 
 
-def serve(path: str, preload: list[str], keep_warm: float) -> None:
+def serve(path: str, preload: list[str], later: list[str], keep_warm: float) -> None:
     """The server's life: import `preload`, then answer commands at `path`, each over a connection
-    it holds while it runs (its lease), until none has held one for `keep_warm` seconds. A server
+    it holds while it runs (its lease), until none has held one for `keep_warm` seconds; `later`
+    is imported once it listens, a module whenever no request waits. A server
     whose imported files changed, or asked to stop, retires: it takes no new command and ends once
     those it serves have ended."""
     import importlib
@@ -170,7 +171,10 @@ def serve(path: str, preload: list[str], keep_warm: float) -> None:
 
     while True:
         _reap()
-        for event, _ in selector.select(timeout=1.0):
+        events = selector.select(timeout=0.1 if later else 1.0)
+        if not events and later:
+            importlib.import_module(later.pop(0))
+        for event, _ in events:
             connection = event.fileobj
             if connection is listener:
                 connection, _ = listener.accept()
@@ -315,9 +319,10 @@ class Server:
             reply, _ = receive(connection)
             return reply
 
-    def hold(self, keep_warm: float | None = None) -> bool:
-        """Wait until the server answers (it may be importing still), then hold a lease on it
-        for as long as this command runs; False where it ended or does not fit this command."""
+    def hold(self, keep_warm: float | None = None, wait: bool = True) -> bool:
+        """Wait until the server answers (it may be importing still; unless not `wait`), then hold
+        a lease on it for as long as this command runs; False where it ended, does not answer yet
+        or does not fit this command."""
         with self._lock:
             if self.lease is not None:
                 if keep_warm is not None and keep_warm != self.keep_warm:
@@ -334,7 +339,7 @@ class Server:
                     connection.connect(str(self.path))
                 except OSError:
                     connection.close()
-                    if self.process is None and not _alive(self.path.with_suffix(".pid")):
+                    if not wait or (self.process is None and not _alive(self.path.with_suffix(".pid"))):
                         return False
                     time.sleep(0.02)
                     continue
@@ -375,9 +380,9 @@ def _alive(pid_file: Path) -> bool:
 _server: Server | None = None
 
 
-def find_or_start(preload: Sequence[str], keep_warm: float) -> Server | None:
+def find_or_start(preload: Sequence[str], keep_warm: float, later: Sequence[str] = ()) -> Server | None:
     """The warm server for this command (found, or started now to import while the command goes
-    on), or None where there can be none here."""
+    on; `later` once it serves), or None where there can be none here."""
     global _server
     if _server is not None or not supported():
         return _server
@@ -385,11 +390,11 @@ def find_or_start(preload: Sequence[str], keep_warm: float) -> Server | None:
         folder = directory()
     except OSError:
         return None
-    key = server_key(preload)
+    key = server_key(preload, later)
     path, pid_file = folder / f"{key}.sock", folder / f"{key}.pid"
     with open(folder / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        found = Server(path, None, preload, keep_warm)
+        found = Server(path, None, [*preload, *later], keep_warm)
         if path.exists():
             try:
                 answer, _ = found.ask("check", {"sys_path": sys.path})
@@ -408,7 +413,7 @@ def find_or_start(preload: Sequence[str], keep_warm: float) -> Server | None:
         _stop_idle_servers(folder, keep=MOST_SERVERS - 1)
         with open(folder / f"{key}.log", "w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "runner.warm", str(path), ",".join(preload), str(keep_warm)],
+                [sys.executable, "-m", "runner.warm", str(path), ",".join(preload), ",".join(later), str(keep_warm)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -416,7 +421,7 @@ def find_or_start(preload: Sequence[str], keep_warm: float) -> Server | None:
                 start_new_session=True,  # the terminal's Ctrl-C and hang-up are the command's, not its
             )
         pid_file.write_text(str(process.pid))
-    _server = Server(path, process, preload, keep_warm)
+    _server = Server(path, process, [*preload, *later], keep_warm)
     return _server
 
 
@@ -577,4 +582,10 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["stop"]:  # python -m runner.warm stop
         print(f"Stopped {stop_all()} warm server(s) in {directory()}.")
     else:
-        serve(sys.argv[1], [name for name in sys.argv[2].split(",") if name], float(sys.argv[3]))
+        path, preload, later, keep_warm = sys.argv[1:]
+        serve(
+            path,
+            [name for name in preload.split(",") if name],
+            [name for name in later.split(",") if name],
+            float(keep_warm),
+        )

@@ -64,7 +64,7 @@ def _start_server(folder: Path, keep_warm: float = 600, value: int = 1) -> tuple
     env = {**os.environ, "PYTHONPATH": str(modules)}
     path = folder / "server.sock"
     process = subprocess.Popen(
-        [sys.executable, "-m", "runner.warm", str(path), "warmtest_module", str(keep_warm)],
+        [sys.executable, "-m", "runner.warm", str(path), "warmtest_module", "", str(keep_warm)],
         cwd=folder,
         env={**env, SERVING: "1"},
         start_new_session=True,
