@@ -4,10 +4,12 @@ end. Runs in the command's process: no TensorFlow."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +34,19 @@ def storage_url(sweep_dir: Path | str) -> str:
 
 
 def open_storage(sweep_dir: Path | str):
-    """The study's SQLite storage; a writer waits for another's lock rather than failing."""
+    """The study's SQLite storage; a writer waits for another's lock rather than failing. A new one
+    is made under another name and then linked in, so that a reader (optuna-dashboard) opening it
+    meanwhile never finds it half made: both would stamp its schema version, and one would fail."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study_file = Path(sweep_dir).resolve() / STUDY_FILE
+    if not study_file.exists():
+        partial = study_file.with_name(f".{STUDY_FILE}.{os.getpid()}")
+        optuna.storages.RDBStorage(f"sqlite:///{partial}").engine.dispose()
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            os.link(partial, study_file)
+        partial.unlink()
     return optuna.storages.RDBStorage(storage_url(sweep_dir), engine_kwargs={"connect_args": {"timeout": 60}})
 
 

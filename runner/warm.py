@@ -6,7 +6,6 @@ names the socket) and end when idle for hydra.launcher.keep_warm seconds."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import pickle
@@ -390,6 +389,8 @@ def find_or_start(preload: Sequence[str], keep_warm: float, later: Sequence[str]
         folder = directory()
     except OSError:
         return None
+    import fcntl  # POSIX only, as is the server
+
     key = server_key(preload, later)
     path, pid_file = folder / f"{key}.sock", folder / f"{key}.pid"
     with open(folder / f"{key}.lock", "w") as lock:

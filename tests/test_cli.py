@@ -263,7 +263,8 @@ def test_parallel_and_sequential_sweeps_give_identical_histories(cli, tmp_path):
 
 
 def test_sweeping_experiments_runs_each_experiments_own_sweep(cli, tmp_path):
-    done = cli("-m", "experiment=normalization,optimizer", "trainer.epochs=1")
+    # keep_warm=0: a fork server of the command's own, whose import delays the first variant
+    done = cli("-m", "experiment=normalization,optimizer", "trainer.epochs=1", "hydra.launcher.keep_warm=0")
     assert done.returncode == 0, done.stderr
     (normalization,) = (tmp_path / "results" / "normalization").iterdir()
     (optimizer,) = (tmp_path / "results" / "optimizer").iterdir()
