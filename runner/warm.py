@@ -184,7 +184,6 @@ def serve(path: str, preload: list[str], later: list[str], keep_warm: float) -> 
                 kind, request, fds = "ended", None, []
             except Exception as error:  # noqa: BLE001  (a request that does not unpickle here)
                 kind, request, fds = "unreadable", repr(error), []
-            files.update({file: seen for file, seen in _module_files().items() if file not in files})
             keep = False  # a lease stays open, to be watched and to carry the command's requests
             try:
                 if kind == "fork" and connection in leases:
@@ -193,7 +192,8 @@ def serve(path: str, preload: list[str], later: list[str], keep_warm: float) -> 
                 elif kind == "keep" and connection in leases:
                     keep_warm = keep_warm if retiring else float(request["keep_warm"])
                     keep = True
-                elif kind in ("check", "lease"):
+                elif kind in ("check", "lease"):  # modules imported since (unpickling a request) count too
+                    files.update({file: seen for file, seen in _module_files().items() if file not in files})
                     stale = _changed(files)
                     unlike = None if stale else _unlike(files, request["sys_path"])
                     if stale:
