@@ -1,7 +1,6 @@
-"""A warm server: a process that has imported what workers need (TensorFlow, Keras, runner) and
-outlives the command, forking the workers of the commands that follow, so that sweeps typed one
-after another skip the import. Servers are per user, Python and environment (a hash of them
-names the socket) and end when idle for hydra.launcher.keep_warm seconds."""
+"""The warm server: a process that has imported what workers need (TensorFlow, Keras, runner) and
+outlives its command, forking the workers of the commands that follow, so that they skip the
+import; one per user, Python and environment, ended after hydra.launcher.keep_warm idle seconds."""
 
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ from pathlib import Path
 # Environment variables that differ between shells of the same session and change no import.
 VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES"})
 SERVING = "RUNNER_WARM_SERVER"  # set in a server's own environment: runner.preload then outlives its parent
-MOST_SERVERS = 2  # idle servers of other environments beyond these are stopped (each holds ~0.5 GB)
+MOST_SERVERS = 2  # the oldest servers of other environments beyond these retire (each holds ~0.7 GB)
 READY_WITHIN = 180.0  # seconds a command waits for a server that is still importing
 
 
@@ -411,7 +410,7 @@ def find_or_start(preload: Sequence[str], keep_warm: float, later: Sequence[str]
         elif _alive(pid_file):
             _server = found  # started by another command, still importing
             return _server
-        _stop_idle_servers(folder, keep=MOST_SERVERS - 1)
+        _retire_oldest_servers(folder, keep=MOST_SERVERS - 1)
         with open(folder / f"{key}.log", "w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "runner.warm", str(path), ",".join(preload), ",".join(later), str(keep_warm)],
@@ -426,9 +425,9 @@ def find_or_start(preload: Sequence[str], keep_warm: float, later: Sequence[str]
     return _server
 
 
-def _stop_idle_servers(folder: Path, keep: int) -> None:
-    """Stop the least recently started of this user's other servers beyond `keep` (a running
-    command's workers are their own processes and go on)."""
+def _retire_oldest_servers(folder: Path, keep: int) -> None:
+    """Retire the least recently started of this user's other servers beyond `keep` (one that
+    serves a command ends when that command does)."""
     running = sorted(
         (pid_file for pid_file in folder.glob("*.pid") if _alive(pid_file)), key=lambda file: file.stat().st_mtime
     )
