@@ -107,25 +107,28 @@ def _changed(files: dict[str, tuple[int, int]]) -> str | None:
     return None
 
 
-def _unlike(files: dict[str, tuple[int, int]], path: list[str]) -> str | None:
-    """Why a command with import path `path` would import other modules than this server has
-    loaded (a folder of its path, its working directory for one, holds a module of the same name),
-    or None."""
-    ours = [entry for entry in sys.path if entry]
-    loaded = {name.partition(".")[0] for name in sys.modules} - {"__main__"}
-    for entry in path:
-        if entry in ours or not entry:
+def _origins() -> dict[str, str]:
+    """The file each top-level module this server loaded came from."""
+    origins = {}
+    for name in {name.partition(".")[0] for name in sys.modules} - {"__main__", "__mp_main__"}:  # each process's own
+        origin = getattr(getattr(sys.modules.get(name), "__spec__", None), "origin", None)
+        if origin and os.path.isabs(origin):
+            origins[name] = origin
+    return origins
+
+
+def imports_differ(origins: dict[str, str]) -> str | None:
+    """Why this command would import other modules than the server loaded (a folder of its import
+    path, its working directory for one, holds a module of the same name), or None."""
+    import importlib.util
+
+    for name, origin in origins.items():
+        try:
+            found = getattr(importlib.util.find_spec(name), "origin", None)
+        except (ImportError, ValueError):
             continue
-        with contextlib.suppress(OSError):
-            shadows = {name.removesuffix(".py") for name in os.listdir(entry)} & loaded
-            for name in sorted(shadows):
-                module = sys.modules.get(name)
-                if module is not None and not str(getattr(module, "__file__", "")).startswith(entry.rstrip("/") + "/"):
-                    return f"{entry} holds a module {name} of its own"
-    for file in files:  # each loaded module's folder of the import path (the longest that holds it)
-        entry = max((entry for entry in ours if file.startswith(entry.rstrip("/") + "/")), key=len, default=None)
-        if entry is not None and entry not in path:
-            return f"{entry} is not on the command's import path"
+        if found is not None and os.path.isabs(found) and found != origin:
+            return f"{name} would be imported from {found}, not {origin}"
     return None
 
 
@@ -140,7 +143,14 @@ def serve(path: str, preload: list[str], later: list[str], keep_warm: float) -> 
 
     for name in preload:
         importlib.import_module(name)
-    files = _module_files()
+    files, loaded = _module_files(), len(sys.modules)
+
+    def note_imports() -> None:  # as soon as modules are imported: an edit after that is a change
+        nonlocal loaded
+        if len(sys.modules) != loaded:
+            files.update({file: seen for file, seen in _module_files().items() if file not in files})
+            loaded = len(sys.modules)
+
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(path)
@@ -172,6 +182,7 @@ def serve(path: str, preload: list[str], later: list[str], keep_warm: float) -> 
         events = selector.select(timeout=0.1 if later else 1.0)
         if not events and later:
             importlib.import_module(later.pop(0))
+            note_imports()
         for event, _ in events:
             connection = event.fileobj
             if connection is listener:
@@ -183,6 +194,7 @@ def serve(path: str, preload: list[str], later: list[str], keep_warm: float) -> 
                 kind, request, fds = "ended", None, []
             except Exception as error:  # noqa: BLE001  (a request that does not unpickle here)
                 kind, request, fds = "unreadable", repr(error), []
+            note_imports()  # unpickling a request may import
             keep = False  # a lease stays open, to be watched and to carry the command's requests
             try:
                 if kind == "fork" and connection in leases:
@@ -191,21 +203,20 @@ def serve(path: str, preload: list[str], later: list[str], keep_warm: float) -> 
                 elif kind == "keep" and connection in leases:
                     keep_warm = keep_warm if retiring else float(request["keep_warm"])
                     keep = True
-                elif kind in ("check", "lease"):  # modules imported since (unpickling a request) count too
-                    files.update({file: seen for file, seen in _module_files().items() if file not in files})
+                elif kind in ("check", "lease"):
                     stale = _changed(files)
-                    unlike = None if stale else _unlike(files, request["sys_path"])
                     if stale:
+                        print(f"retiring: {stale} changed since it was imported", flush=True)
                         retire()
-                    answer = ("stale", stale) if stale else ("unlike", unlike) if unlike else ("ok", os.getpid())
-                    send(connection, answer)
-                    if kind == "lease" and answer[0] == "ok":
+                    send(connection, ("stale", stale) if stale else ("ok", _origins()))
+                    if kind == "lease" and not stale:
                         connection.settimeout(None)
                         selector.register(connection, selectors.EVENT_READ)
                         leases.add(connection)
                         keep_warm = keep_warm if retiring else float(request["keep_warm"])
                         keep = True
                 elif kind == "stop":
+                    print("retiring: asked to stop", flush=True)
                     retire()
                     send(connection, ("stopped", os.getpid()))
                 elif kind != "ended":
@@ -344,7 +355,7 @@ class Server:
                 try:
                     connection.settimeout(60)
                     self.keep_warm = keep_warm = self.keep_warm if keep_warm is None else keep_warm
-                    send(connection, ("lease", {"sys_path": sys.path, "keep_warm": keep_warm}))
+                    send(connection, ("lease", {"keep_warm": keep_warm}))
                     (answer, _), _ = receive(connection)
                 except (OSError, EOFError):
                     answer = "gone"
@@ -397,21 +408,21 @@ def find_or_start(preload: Sequence[str], keep_warm: float, later: Sequence[str]
         found = Server(path, None, [*preload, *later], keep_warm)
         if path.exists():
             try:
-                answer, _ = found.ask("check", {"sys_path": sys.path})
+                answer, origins = found.ask("check", {})
             except (OSError, EOFError):
                 answer = "gone"
             if answer == "ok":
+                if imports_differ(origins):
+                    return None  # this folder imports other modules: the command's own fork server
                 _server = found
                 return _server
-            if answer == "unlike":
-                return None  # this folder imports other modules: the command's own fork server
             with contextlib.suppress(OSError):
                 path.unlink()  # a stale server has stopped; a dead one left its socket
         elif _alive(pid_file):
             _server = found  # started by another command, still importing
             return _server
         _retire_oldest_servers(folder, keep=MOST_SERVERS - 1)
-        with open(folder / f"{key}.log", "w") as log:
+        with open(folder / f"{key}.log", "a") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "runner.warm", str(path), ",".join(preload), ",".join(later), str(keep_warm)],
                 stdin=subprocess.DEVNULL,
@@ -570,11 +581,20 @@ class WarmPool:
 
 
 def stop_all() -> int:
-    """Stop this user's servers (each ends once the commands it serves have ended); how many."""
+    """Stop this user's servers (each ends once the commands it serves have ended; one still
+    importing, which serves none, at once); how many."""
+    import signal
+
     stopped = 0
-    for path in directory().glob("*.sock"):
-        with contextlib.suppress(OSError, EOFError):
-            stopped += Server(path).ask("stop", {})[0] == "stopped"
+    for pid_file in directory().glob("*.pid"):
+        path = pid_file.with_suffix(".sock")
+        with contextlib.suppress(OSError, EOFError, ValueError):
+            if path.exists():
+                stopped += Server(path).ask("stop", {})[0] == "stopped"
+            elif _alive(pid_file) and b"runner.warm" in Path(f"/proc/{int(pid_file.read_text())}/cmdline").read_bytes():
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+                pid_file.unlink()
+                stopped += 1
     return stopped
 
 

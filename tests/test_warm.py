@@ -97,8 +97,13 @@ def _ended_within(process: subprocess.Popen, seconds: float) -> bool:
 
 
 def _check(path: Path, folder: Path, env: dict) -> tuple[str, object]:
-    """What the server answers a command of this folder and environment."""
-    code = "import sys; from pathlib import Path; from runner.warm import Server; print(Server(Path(sys.argv[1])).ask('check', {'sys_path': sys.path}))"  # noqa: E501
+    """What the server answers a command of this folder and environment: ("ok", None) where the
+    command would import what it loaded, ("ok", the difference) where not, or ("stale", the file)."""
+    code = (
+        "import sys; from pathlib import Path; from runner.warm import Server, imports_differ\n"
+        "answer, detail = Server(Path(sys.argv[1])).ask('check', {})\n"
+        "print(repr((answer, imports_differ(detail) if answer == 'ok' else detail)))\n"
+    )
     (folder / "check.py").write_text(code)
     done = subprocess.run([sys.executable, "check.py", str(path)], cwd=folder, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -130,7 +135,7 @@ def test_workers_run_in_the_commands_folder_environment_and_output_and_are_repla
 def test_a_server_whose_imported_files_changed_retires(tmp_path):
     process, path, env = _start_server(tmp_path)
     try:
-        assert _check(path, tmp_path, env)[0] == "ok"
+        assert _check(path, tmp_path, env) == ("ok", None)
         (tmp_path / "modules" / "warmtest_module.py").write_text(MODULE.format(value=22))  # an edit, an upgrade
         answer, changed = _check(path, tmp_path, env)
         assert answer == "stale" and changed.endswith("warmtest_module.py")
@@ -139,18 +144,17 @@ def test_a_server_whose_imported_files_changed_retires(tmp_path):
         process.kill()
 
 
-def test_a_command_that_would_import_other_modules_is_refused(tmp_path):
+def test_a_command_whose_folder_would_import_other_modules_does_not_use_it(tmp_path):
     process, path, env = _start_server(tmp_path)
     try:
-        other = tmp_path / "elsewhere"
+        assert _check(path, tmp_path, env) == ("ok", None)
+        other = tmp_path / "elsewhere"  # a folder of the user's, without modules of its own
         other.mkdir()
-        (other / "warmtest_module.py").write_text(MODULE.format(value=3))
-        (other / "client.py").write_text(CLIENT)
-        answer, reason = _check(path, other, env)  # its folder comes first on its import path
-        assert answer == "unlike" and "holds a module warmtest_module of its own" in reason
-        answer, reason = _check(path, tmp_path, {**env, "PYTHONPATH": ""})
-        assert answer == "unlike" and "is not on the command's import path" in reason
-        assert _check(path, tmp_path, env)[0] == "ok" and process.poll() is None
+        assert _check(path, other, env) == ("ok", None)
+        (other / "warmtest_module.py").write_text(MODULE.format(value=3))  # its own, first on its path
+        answer, differ = _check(path, other, env)
+        assert answer == "ok" and differ.startswith(f"warmtest_module would be imported from {other}")
+        assert process.poll() is None  # the server goes on for the commands it fits
     finally:
         process.kill()
 
@@ -208,3 +212,29 @@ def test_commands_that_train_nothing_start_no_server(tmp_path, flag, status):
                    env={"RUNNER_TEST_CASE": uuid.uuid4().hex})  # fmt: skip
     assert done.returncode == status, done.stderr
     assert set(WARM_ROOT.glob("runner-warm-*/*.log")) == before
+
+
+def test_stop_ends_a_server_that_is_still_importing(tmp_path):
+    """`python -m runner.warm stop` right after a command: its server, importing still, has no
+    socket yet and serves no command; it ends at once."""
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "slow_module.py").write_text("import time\ntime.sleep(120)\n")
+    folder = tmp_path / f"runner-warm-{os.getuid()}"
+    folder.mkdir(mode=0o700)
+    path = folder / "0123456789abcdef.sock"
+    env = {**os.environ, "PYTHONPATH": str(modules), "TMPDIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner.warm", str(path), "slow_module", "", "600"],
+        env={**env, SERVING: "1"},
+        start_new_session=True,
+    )
+    try:
+        path.with_suffix(".pid").write_text(str(process.pid))  # as the command that starts it writes it
+        time.sleep(1)
+        done = subprocess.run([sys.executable, "-m", "runner.warm", "stop"], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert f"Stopped 1 warm server(s) in {folder}." in done.stdout
+        assert _ended_within(process, 15) and not path.with_suffix(".pid").exists()
+    finally:
+        process.kill()
