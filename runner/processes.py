@@ -58,9 +58,10 @@ def start_fork_server(preload: Sequence[str]) -> BaseContext:
 
 
 def start_fork_server_early(arguments: Sequence[str]) -> None:
-    """For a sweep (`-m`), start the fork server as the command starts, so that it imports what
-    the workers need while this process loads Hydra and checks the sweep; under another launcher,
-    what the summaries' plotting processes need. Nothing here imports Hydra: it would delay it."""
+    """For a sweep (`-m`), find the warm server or start it (else the fork server) as the command
+    starts, so that it imports what the workers need while this process loads Hydra and checks the
+    sweep; under another launcher, the fork server for the summaries' plotting processes. Nothing
+    here imports Hydra: it would delay it."""
     if not {"-m", "--multirun"} & set(arguments):
         return
     launcher, preload, keep_warm = "processes", list(PRELOAD), KEEP_WARM
@@ -77,8 +78,6 @@ def start_fork_server_early(arguments: Sequence[str]) -> None:
                 else:
                     keep_warm = yaml.safe_load(value)  # the sweep's check refuses what is not a number
     if launcher == "processes" and isinstance(preload, list):
-        from runner import warm
-
         warm_wanted = isinstance(keep_warm, (int, float)) and keep_warm > 0 and not NOT_SWEEPING & set(arguments)
         if warm_wanted and warm.find_or_start(list(map(str, preload)), keep_warm, later=PLOTTING) is not None:
             return
