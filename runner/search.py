@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 STUDY_FILE = "study.db"
 TRIALS_FILE = "trials.csv"
+# Statuses of trials an earlier command left running: neither counts in the budget.
+INTERRUPTED = "interrupted"  # stopped while its jobs trained: queued again with its values
+NOT_STARTED = "not started"  # stopped while Optuna chose its values: no job ran
 BEST_FILE = "best.yaml"
 SETTINGS = {"sampler", "pruner", "n_trials", "max_epochs", "seeds", "n_jobs", "study_name", "trial"}
 
@@ -353,7 +356,7 @@ class Study:
             for key, value in facts.items():
                 self.study.set_user_attr(key, value)
             for point in grid_points(plan):
-                self.study.enqueue_trial(point)
+                self.study.enqueue_trial(point, user_attrs={"queued": point})
         self.recover()
 
     def folders(self, number: int, params: dict[str, Any]) -> list[Path]:
@@ -361,17 +364,25 @@ class Study:
 
     def recover(self) -> None:
         """Trials that were running when an earlier command stopped: concluded from their files
-        where every seed finished, else marked failed and queued again with the same values."""
+        where every seed finished, else marked failed and queued again with the same values. A
+        trial stopped while Optuna chose its values ran no job: it is marked failed, not retried,
+        unless it was queued (a grid point, a retry), whose values are queued again."""
         from optuna.trial import TrialState
 
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            folders = self.folders(trial.number, trial.params)
+            values = {**(trial.user_attrs.get("queued") or {}), **trial.params}
+            if set(values) != set(self.plan.params):
+                self.set_attr(trial.number, "status", NOT_STARTED)
+                self.study.tell(trial.number, state=TrialState.FAIL)
+                log.info("Trial %d was stopped before its values were chosen: no job of it ran.", trial.number)
+                continue
+            folders = self.folders(trial.number, values)
             if all(read_metrics(folder) is not None for folder in folders):
                 self.conclude(trial.number, folders, [])
                 continue
-            self.set_attr(trial.number, "status", "interrupted")
+            self.set_attr(trial.number, "status", INTERRUPTED)
             self.study.tell(trial.number, state=TrialState.FAIL)
-            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            self.study.enqueue_trial(values, user_attrs={"retry_of": trial.number, "queued": values})
             log.info("Trial %d was interrupted: it runs again with the same values.", trial.number)
 
     def counted(self) -> list[Any]:
@@ -379,15 +390,20 @@ class Study:
         return [
             trial
             for trial in self.study.get_trials(deepcopy=False)
-            if trial.state.is_finished() and trial.user_attrs.get("status") != "interrupted"
+            if trial.state.is_finished() and trial.user_attrs.get("status") not in (INTERRUPTED, NOT_STARTED)
         ]
 
     def epochs(self) -> int:
         return sum(int(trial.user_attrs.get("epochs") or 0) for trial in self.counted())
 
     def ask(self) -> tuple[int, dict[str, Any]] | None:
-        """The next trial's number and values, or None once the budget is spent."""
+        """The next trial's number and values, or None once the budget is spent or Ctrl-C stopped
+        the command."""
+        from runner.processes import interrupted
+
         with self.lock:
+            if interrupted.is_set():
+                return None
             if len(self.counted()) + self.running >= self.budget:
                 return None
             limit = self.plan.settings.get("max_epochs")

@@ -110,7 +110,7 @@ def test_a_killed_search_resumes_the_same_study(tmp_path):
         if trial.number in before and before[trial.number][0] == "COMPLETE":
             assert (trial.state.name, trial.value) == before[trial.number][:2]
     assert all(path.stat().st_mtime == mtime for path, mtime in times.items())
-    counted = [t for t in after if t.user_attrs.get("status") != "interrupted"]
+    counted = [t for t in after if t.user_attrs.get("status") not in ("interrupted", "not started")]
     assert len(counted) == 6 and all(t.state.name == "COMPLETE" for t in counted)
     retried = {t.user_attrs["retry_of"]: t.params for t in after if "retry_of" in t.user_attrs}
     interrupted = [t.number for t in after if t.user_attrs.get("status") == "interrupted"]
@@ -190,3 +190,36 @@ def test_sweep_syntax_becomes_optuna_distributions():
     assert distribution("optimizer=choice(sgd,adam)")[1].override("adam") == "optimizer=adam"
     with pytest.raises(ConfigError, match="start must be below its end"):
         distribution("a=interval(1,1)")
+
+
+def test_a_trial_stopped_while_its_values_were_chosen_is_not_retried(tmp_path):
+    """A kill between Optuna's new trial and its values leaves a running trial with none (or some) of
+    them: it ran no job, so it is not retried with made-up values; a queued one keeps its own."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+
+    from runner.search import Param, Plan, Study
+
+    settings = {
+        "sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": 0},
+        "pruner": {"_target_": "optuna.pruners.NopPruner"},
+        "n_trials": 3, "max_epochs": None, "seeds": 1, "n_jobs": None, "study_name": "default",
+    }  # fmt: skip
+    key = "model.hidden_activation"
+    space = {key: Param(key, CategoricalDistribution(["relu", "tanh"]))}
+    plan = Plan(space, [], settings, "val_accuracy", "maximize", 0)
+    first = Study(plan, tmp_path)
+    first.study.ask()  # a new trial, stopped before its value was chosen
+    first.study.enqueue_trial({key: "tanh"}, user_attrs={"queued": {key: "tanh"}})
+    first.study.ask()  # a queued trial, stopped the same way
+    first.storage.engine.dispose()
+
+    again = Study(plan, tmp_path)
+    trials = again.study.get_trials(deepcopy=False)
+    assert [(t.state, t.user_attrs.get("status")) for t in trials[:2]] == [
+        (TrialState.FAIL, "not started"), (TrialState.FAIL, "interrupted")
+    ]  # fmt: skip
+    assert [(t.state, t.user_attrs.get("retry_of")) for t in trials[2:]] == [(TrialState.WAITING, 1)]
+    assert again.counted() == []  # the budget is still 3 trials
+    number, values = again.ask()
+    assert (number, values) == (2, {key: "tanh"})
